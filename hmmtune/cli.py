@@ -1,0 +1,149 @@
+"""The ``hmmtune`` command line. It parses, calls the library and prints; it owns no math.
+
+Exit codes: 0 success, 1 a checked condition fails (``check``), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .examples import example_path, list_examples
+from .models.io import ModelFileError, load_model
+
+
+class _CliError(Exception):
+    """Bad input detected by the CLI itself."""
+
+
+def _model_from_args(args):
+    if getattr(args, "example", None) and getattr(args, "model", None):
+        raise _CliError("give either a MODEL file or --example NAME, not both")
+    if getattr(args, "example", None):
+        return load_model(example_path(args.example))
+    if not getattr(args, "model", None):
+        raise _CliError("no model given: pass MODEL.json or --example NAME (see 'hmmtune examples')")
+    return load_model(Path(args.model))
+
+
+def _positive(label):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{label} must be a positive integer, got {text!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{label} must be a positive integer, got {v}")
+        return v
+
+    return parse
+
+
+def cmd_examples(args) -> int:
+    if args.name:
+        print(example_path(args.name).read_text(), end="")
+        return 0
+    names = list_examples()
+    width = max(len(n) for n in names)
+    for name, desc in names.items():
+        print(f"{name:<{width}}  {desc}")
+    print("\nShow one with 'hmmtune examples NAME'; use one with '--example NAME'.")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    model = _model_from_args(args)
+    result = model.sample(args.num_sequences, args.length, seed=args.seed)
+    if hasattr(result, "_asdict"):
+        arrays = {k: v.numpy() for k, v in result._asdict().items()}
+    else:
+        tokens, states = result
+        arrays = {"tokens": tokens.numpy(), "states": states.numpy()}
+    out = Path(args.output)
+    if out.suffix != ".npz":
+        raise _CliError(f"output file {out} must end in .npz")
+    if not out.parent.exists():
+        raise _CliError(f"output folder {out.parent} does not exist")
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(out)
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
+    print(f"wrote {out}: {shapes}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .oracle import OracleMLM
+
+    model = _model_from_args(args)
+    oracle = OracleMLM(model)
+    result = model.sample(args.num_sequences, args.length, seed=args.seed)
+    tokens = result[0]
+    pred = oracle.mask_prediction(tokens)
+    post = oracle.mask_posterior(tokens)
+    name = getattr(model, "name", None) or args.model or args.example
+    print(f"model {name}: {model.num_states} states, {model.num_tokens} tokens")
+    print("inputs are '[MASK] x_1 .. x_T'; the perfect masked LM's prediction at the mask is")
+    print("G_0(x) = W P(H_0 | x), and P(H_0 | x) is its posterior over the mask's hidden state.\n")
+    np.set_printoptions(precision=3, suppress=True, linewidth=120)
+    for b in range(tokens.shape[0]):
+        toks = " ".join(str(int(t)) for t in tokens[b])
+        print(f"x = {toks}")
+        print(f"  P(H_0 | x)  = {post[b].detach().cpu().numpy()}")
+        print(f"  G_0(x)      = {pred[b].detach().cpu().numpy()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hmmtune",
+        description="Exact HMM inference, the perfect masked LM, and checkable conditions for head and prompt tuning.",
+    )
+    parser.add_argument("--version", action="version", version=f"hmmtune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("examples", help="list the bundled example models, or print one")
+    p.add_argument("name", nargs="?", help="an example's name: print its JSON")
+    p.set_defaults(func=cmd_examples)
+
+    def model_args(p):
+        p.add_argument("model", nargs="?", metavar="MODEL.json", help="a model file (see docs: formats)")
+        p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+
+    p = sub.add_parser("sample", help="sample sequences from a model into an .npz file")
+    model_args(p)
+    p.add_argument("-n", "--num-sequences", type=_positive("-n"), required=True)
+    p.add_argument("-T", "--length", type=_positive("-T"), required=True)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("predict", help="sample inputs and print the perfect masked LM's predictions at the mask")
+    model_args(p)
+    p.add_argument("-n", "--num-sequences", type=_positive("-n"), default=3)
+    p.add_argument("-T", "--length", type=_positive("-T"), default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (_CliError, ModelFileError, ValueError, OSError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"hmmtune: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

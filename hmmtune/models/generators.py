@@ -1,0 +1,100 @@
+"""Random HMM generators: the paper's near-deterministic HMMs and Dirichlet HMMs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .hmm import HMM
+
+__all__ = ["paper_hmm", "dirichlet_hmm", "permutation_mixture"]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _rng(seed) -> np.random.Generator:
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(seed)
+
+
+def permutation_mixture(num_states: int, temp: float, rng: np.random.Generator) -> np.ndarray:
+    """``sum_k w_k P_k`` over ``num_states`` random permutation matrices ``P_k`` with weights
+    ``w = softmax((U - 0.5) / temp)`` (THEORY.md 7). Doubly stochastic, every entry > 0
+    in exact arithmetic (float64 may round the smallest to 0)."""
+    w = _softmax((rng.random(num_states) - 0.5) / temp)
+    A = np.zeros((num_states, num_states))
+    rows = np.arange(num_states)
+    for k in range(num_states):
+        A[rows, rng.permutation(num_states)] += w[k]
+    return A / A.sum(axis=1, keepdims=True)
+
+
+def paper_hmm(
+    num_states: int,
+    num_tokens: int = 10,
+    transition_temp: float = 0.01,
+    emission_temp: float = 0.01,
+    start_temp: float = 10.0,
+    seed=None,
+    **kwargs,
+) -> HMM:
+    """The random HMM of the paper's experiments (THEORY.md 7).
+
+    - ``initial = softmax((U - 0.5) / start_temp)`` over the states (nearly uniform);
+    - ``transition`` = a mixture of ``num_states`` random permutation matrices with
+      weights ``softmax((U - 0.5) / transition_temp)`` (doubly stochastic, peaked);
+    - each emission row ``softmax((U - 0.5) / emission_temp)`` over the tokens
+      (nearly one-hot).
+
+    Args:
+        seed: int, None or a ``numpy.random.Generator``.
+        kwargs: passed to :class:`HMM` (``dtype``, ``device``).
+    """
+    for label, v in (("num_states", num_states), ("num_tokens", num_tokens)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+    for label, v in (("transition_temp", transition_temp), ("emission_temp", emission_temp), ("start_temp", start_temp)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+    rng = _rng(seed)
+    initial = _softmax((rng.random(num_states) - 0.5) / start_temp)
+    transition = permutation_mixture(num_states, transition_temp, rng)
+    emission = _softmax((rng.random((num_states, num_tokens)) - 0.5) / emission_temp)
+    kwargs.setdefault("name", f"paper_hmm(m={num_states}, n={num_tokens}, seed={seed if not isinstance(seed, np.random.Generator) else 'rng'})")
+    return HMM(initial, transition, emission, **kwargs)
+
+
+def dirichlet_hmm(
+    num_states: int,
+    num_tokens: int,
+    initial_concentration: float = 1.0,
+    transition_concentration: float = 1.0,
+    emission_concentration: float = 1.0,
+    seed=None,
+    **kwargs,
+) -> HMM:
+    """An HMM whose initial law and rows are independent symmetric Dirichlet draws.
+
+    Smaller concentrations give sparser, more peaked rows (very small ones may round
+    entries to exactly 0 in float64, which the model accepts).
+    """
+    for label, v in (("num_states", num_states), ("num_tokens", num_tokens)):
+        if not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+    for label, v in (
+        ("initial_concentration", initial_concentration),
+        ("transition_concentration", transition_concentration),
+        ("emission_concentration", emission_concentration),
+    ):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+    rng = _rng(seed)
+    initial = rng.dirichlet(np.full(num_states, initial_concentration))
+    transition = rng.dirichlet(np.full(num_states, transition_concentration), size=num_states)
+    emission = rng.dirichlet(np.full(num_tokens, emission_concentration), size=num_states)
+    kwargs.setdefault("name", f"dirichlet_hmm(m={num_states}, n={num_tokens}, seed={seed if not isinstance(seed, np.random.Generator) else 'rng'})")
+    return HMM(initial, transition, emission, **kwargs)

@@ -1,0 +1,303 @@
+"""Reading and writing models: JSON with exact rationals, hmmlearn and Pyro adapters.
+
+JSON format (documented in ``docs/formats.md``)::
+
+    {
+      "kind": "hmm",
+      "format_version": 1,
+      "name": "optional", "description": "optional",
+      "initial":    [p_0, ..., p_{m-1}],
+      "transition": [[...], ...],          # m rows of m entries
+      "emission":   [[...], ...]           # m rows of n entries
+    }
+
+Every entry is a JSON number or a string holding an exact rational or decimal
+(``"1/3"``, ``"0.25"``, ``"2"``). When every entry of the three arrays is exact
+(integers or such strings), the model keeps sympy matrices of the exact values in
+``HMM.exact`` next to the float tensors; a single JSON float (``0.3``) makes the model
+numerical, because a binary float is never silently taken as exact.
+Exact rows must sum to exactly 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+__all__ = [
+    "ModelFileError",
+    "load_json_source",
+    "parse_entries",
+    "hmm_to_json",
+    "hmm_from_json",
+    "hmm_from_hmmlearn",
+    "hmm_to_hmmlearn",
+    "hmm_to_pyro_discrete_hmm",
+    "format_entry",
+    "load_model",
+    "LOADERS",
+]
+
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file or dict is malformed; the message names the file and the field."""
+
+
+def load_json_source(source: Any) -> tuple[dict, str]:
+    """Read a path, JSON text or dict. Returns ``(data, label)`` for error messages."""
+    if isinstance(source, dict):
+        return source, "<dict>"
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        if isinstance(source, os.PathLike) or not text.lstrip().startswith("{"):
+            path = Path(source)
+            label = str(path)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise ModelFileError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+        else:
+            label = "<json text>"
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ModelFileError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        if not isinstance(data, dict):
+            raise ModelFileError(f"{label}: the top level must be a JSON object, got {type(data).__name__}")
+        return data, label
+    raise ModelFileError(f"cannot read a model from {type(source).__name__}")
+
+
+def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | None, Any]:
+    """Return (float value or None if symbolic, exact sympy value or None if inexact)."""
+    if isinstance(value, bool) or value is None:
+        raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {json.dumps(value)}")
+    if isinstance(value, int):
+        return float(value), sympy.Integer(value)
+    if isinstance(value, float):
+        return value, None
+    if isinstance(value, str):
+        s = value.strip()
+        try:
+            if symbols:
+                expr = sympy.sympify(s, locals=symbols, rational=True)
+            else:
+                expr = sympy.Rational(s)
+        except (TypeError, ValueError, sympy.SympifyError, SyntaxError):
+            hint = " (declare symbols under \"parameters\")" if not symbols else ""
+            raise ModelFileError(f"{where}: cannot read {value!r} as an exact number{hint}") from None
+        if symbols and expr.free_symbols - set(symbols.values()):
+            unknown = ", ".join(sorted(str(s) for s in expr.free_symbols - set(symbols.values())))
+            raise ModelFileError(f"{where}: unknown symbol(s) {unknown} in {value!r}")
+        if expr.free_symbols:
+            return None, expr
+        if not expr.is_real:
+            raise ModelFileError(f"{where}: {value!r} is not a real number")
+        return float(expr), sympy.nsimplify(expr) if not expr.is_Rational else expr
+    raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {type(value).__name__}")
+
+
+def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict | None = None):
+    """Parse a field of nested lists. Returns (nested floats or None, sympy Matrix or None).
+
+    Floats are None when the field holds symbols; the exact matrix is None when any
+    entry is a binary float.
+    """
+    if field not in data:
+        raise ModelFileError(f"{label}: missing field {field!r}")
+    value = data[field]
+
+    def rows_of(v, depth, path):
+        if depth == 0:
+            return _parse_entry(v, f"{label}: field {field!r}{path}", symbols)
+        if not isinstance(v, list):
+            raise ModelFileError(f"{label}: field {field!r}{path} must be a list, got {type(v).__name__}")
+        return [rows_of(item, depth - 1, f"{path}[{i}]") for i, item in enumerate(v)]
+
+    parsed = rows_of(value, ndim, "")
+    if ndim == 2:
+        lengths = {len(r) for r in parsed}
+        if len(lengths) > 1:
+            first = len(parsed[0])
+            r = next(i for i, row in enumerate(parsed) if len(row) != first)
+            raise ModelFileError(
+                f"{label}: field {field!r} row {r} has {len(parsed[r])} entries, row 0 has {first}"
+            )
+    flat = [e for row in parsed for e in row] if ndim == 2 else parsed
+    if ndim == 3:
+        flat = [e for blk in parsed for row in blk for e in row]
+    floats_ok = all(f is not None for f, _ in flat)
+    exact_ok = all(x is not None for _, x in flat)
+
+    def pick(tree, k, depth):
+        if depth == 0:
+            return tree[k]
+        return [pick(item, k, depth - 1) for item in tree]
+
+    floats = pick(parsed, 0, ndim) if floats_ok else None
+    exact = None
+    if exact_ok:
+        ex = pick(parsed, 1, ndim)
+        exact = sympy.Matrix(ex) if ndim in (1, 2) else ex
+    return floats, exact
+
+
+def check_exact_rows(label: str, field: str, mat) -> None:
+    """Exact rows must sum to exactly 1 and be nonnegative (symbol-free matrices only)."""
+    rows = [mat.row(i) for i in range(mat.rows)] if mat.cols > 1 and mat.rows > 1 else [mat.reshape(1, len(mat))]
+    for i, row in enumerate(rows):
+        if any(e.free_symbols for e in row):
+            return
+        for j, e in enumerate(row):
+            if e < 0:
+                raise ModelFileError(f"{label}: field {field!r}[{i}][{j}] = {e} is negative")
+        s = sum(row)
+        if s != 1:
+            where = f" row {i}" if len(rows) > 1 else ""
+            raise ModelFileError(f"{label}: field {field!r}{where} sums to {s} exactly, not 1")
+
+
+def format_entry(x: Any) -> Any:
+    """A JSON value for an exact sympy number (int or "p/q" string) or a float."""
+    if isinstance(x, sympy.Basic):
+        if x.is_Integer:
+            return int(x)
+        return str(x)
+    return float(x)
+
+
+def hmm_to_json(hmm, path=None, *, exact: bool | None = None, indent: int | None = 1) -> str:
+    """Serialise ``hmm``; if ``path`` is given also write the file.
+
+    Args:
+        exact: write the exact rationals (default: when the model has them).
+    """
+    use_exact = hmm.exact is not None if exact is None else exact
+    if use_exact and hmm.exact is None:
+        raise ValueError("this model has no exact entries to write; load it from exact JSON or pass exact=False")
+    data: dict[str, Any] = {"kind": "hmm", "format_version": FORMAT_VERSION}
+    if hmm.name:
+        data["name"] = hmm.name
+    if hmm.description:
+        data["description"] = hmm.description
+    if use_exact:
+        data["initial"] = [format_entry(v) for v in hmm.exact["initial"]]
+        for key in ("transition", "emission"):
+            M = hmm.exact[key]
+            data[key] = [[format_entry(M[i, j]) for j in range(M.cols)] for i in range(M.rows)]
+    else:
+        data["initial"] = hmm.initial.double().cpu().tolist()
+        data["transition"] = hmm.transition.double().cpu().tolist()
+        data["emission"] = hmm.emission.double().cpu().tolist()
+    text = json.dumps(data, indent=indent)
+    if path is not None:
+        Path(path).write_text(text + "\n")
+    return text
+
+
+def _wrap_value_error(label: str, fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ModelFileError:
+        raise
+    except ValueError as exc:
+        raise ModelFileError(f"{label}: {exc}") from None
+
+
+def hmm_from_json(source: Any, *, dtype=None, device=None):
+    """Load an :class:`HMM` from a path, JSON text or dict.
+
+    Raises:
+        ModelFileError: naming the file and the field.
+    """
+    from .hmm import HMM
+
+    data, label = load_json_source(source)
+    kind = data.get("kind", "hmm")
+    if kind != "hmm":
+        raise ModelFileError(f"{label}: field 'kind' is {kind!r}; use the loader for that kind (hmmtune.load_model)")
+    parsed = {}
+    for field, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
+        parsed[field] = parse_entries(data, field, ndim, label)
+    exact = None
+    if all(ex is not None for _, ex in parsed.values()):
+        exact = {k: ex for k, (_, ex) in parsed.items()}
+        for k, M in exact.items():
+            check_exact_rows(label, k, M)
+    return _wrap_value_error(
+        label,
+        HMM,
+        parsed["initial"][0],
+        parsed["transition"][0],
+        parsed["emission"][0],
+        dtype=dtype,
+        device=device,
+        exact=exact,
+        name=data.get("name"),
+        description=data.get("description"),
+    )
+
+
+def hmm_from_hmmlearn(model, **kwargs):
+    """An :class:`HMM` from ``hmmlearn.hmm.CategoricalHMM`` (``startprob_`` is the law of the
+    first state in both libraries)."""
+    from .hmm import HMM
+
+    for attr in ("startprob_", "transmat_", "emissionprob_"):
+        if not hasattr(model, attr):
+            raise ValueError(f"hmmlearn model has no {attr}: fit it or set its parameters first")
+    return HMM(model.startprob_, model.transmat_, model.emissionprob_, **kwargs)
+
+
+def hmm_to_hmmlearn(hmm):
+    """A ``hmmlearn.hmm.CategoricalHMM`` with the same parameters (float64, CPU)."""
+    try:
+        from hmmlearn.hmm import CategoricalHMM
+    except ImportError as exc:  # pragma: no cover - exercised only without hmmlearn
+        raise ImportError("to_hmmlearn needs hmmlearn: pip install hmmlearn") from exc
+    model = CategoricalHMM(n_components=hmm.num_states, n_features=hmm.num_tokens, init_params="", params="")
+    model.startprob_ = hmm.initial.double().cpu().numpy()
+    model.transmat_ = hmm.transition.double().cpu().numpy()
+    model.emissionprob_ = hmm.emission.double().cpu().numpy()
+    return model
+
+
+def hmm_to_pyro_discrete_hmm(hmm, length: int):
+    """See :meth:`hmmtune.HMM.to_pyro_discrete_hmm`."""
+    import pyro.distributions as dist
+    import torch
+
+    if not isinstance(length, int) or length < 1:
+        raise ValueError(f"length must be a positive integer, got {length!r}")
+    m = hmm.num_states
+    with torch.no_grad():
+        log_init = hmm.initial.log()
+        log_trans = hmm.transition.log()
+    trans = torch.empty(length, m, m, dtype=hmm.dtype, device=hmm.device)
+    trans[0] = log_init.expand(m, m)
+    trans[1:] = log_trans
+    return dist.DiscreteHMM(
+        initial_logits=torch.zeros(m, dtype=hmm.dtype, device=hmm.device) - math.log(m),
+        transition_logits=trans,
+        observation_dist=dist.Categorical(probs=hmm.emission),
+    )
+
+
+#: Loaders by the JSON field ``kind``; other model modules register theirs here.
+LOADERS: dict[str, Any] = {"hmm": hmm_from_json}
+
+
+def load_model(source: Any, **kwargs):
+    """Load any hmmtune model from a path, JSON text or dict, dispatching on ``kind``."""
+    data, label = load_json_source(source)
+    kind = data.get("kind", "hmm")
+    if kind not in LOADERS:
+        raise ModelFileError(f"{label}: field 'kind' is {kind!r}; known kinds: {', '.join(sorted(LOADERS))}")
+    return LOADERS[kind](source, **kwargs)
