@@ -13,11 +13,16 @@ time, and each step is a batched ``(B, m) x (m, m)`` product plus elementwise wo
 
 A sequence that has probability zero under the model raises
 :class:`ZeroProbabilityError` naming its index and the first impossible position;
-no function here returns NaN.
+no function here returns NaN. :func:`hmm_forward` and :func:`hmm_backward_scaled`
+accept ``allow_zero=True`` instead (used by the memory-augmented HMM, where one memory
+configuration may be unable to generate a sequence that others generate): such a
+sequence gets ``log_prob = -inf`` and zero messages from the first impossible
+position on.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -26,9 +31,11 @@ from torch import Tensor
 __all__ = [
     "ZeroProbabilityError",
     "ForwardResult",
+    "BackwardResult",
     "emission_likelihoods",
     "hmm_forward",
     "hmm_backward",
+    "hmm_backward_scaled",
     "hmm_posterior",
     "hmm_masked_posterior",
     "hmm_start_backward",
@@ -94,38 +101,89 @@ def _raise_zero(norms: Tensor, what: str) -> None:
         )
 
 
-def hmm_forward(initial: Tensor, transition: Tensor, likelihoods: Tensor) -> ForwardResult:
+def hmm_forward(
+    initial: Tensor, transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False
+) -> ForwardResult:
     """Scaled forward pass (filtering), THEORY.md section 1.
 
     Args:
         initial: (m,) law of the first state.
         transition: (m, m) row-stochastic transition matrix.
         likelihoods: (B, T, m) emission likelihoods of the observed tokens.
+        allow_zero: keyword only. If True, a sequence of probability zero does not
+            raise: its ``log_prob`` is ``-inf`` and its ``filtered`` (from the first
+            impossible position on) and ``predicted`` (after it) rows are zero vectors.
 
     Returns:
         :class:`ForwardResult` with ``log_prob`` (B,), ``predicted`` and ``filtered``
         (B, T, m).
 
     Raises:
-        ZeroProbabilityError: a sequence has probability zero.
+        ZeroProbabilityError: a sequence has probability zero (unless ``allow_zero``).
     """
     B, T, m = likelihoods.shape
     L = likelihoods.transpose(0, 1).contiguous()  # (T, B, m)
     pred = torch.empty_like(L)
     filt = torch.empty_like(L)
     norms = torch.empty(T, B, 1, dtype=L.dtype, device=L.device)
+    one = torch.ones((), dtype=L.dtype, device=L.device)
     pred[0] = initial
     for t in range(T):
         ft = filt[t]
         torch.mul(pred[t], L[t], out=ft)
         torch.sum(ft, -1, keepdim=True, out=norms[t])
-        ft.div_(norms[t])
+        if allow_zero:
+            ft.div_(torch.where(norms[t] > 0, norms[t], one))
+        else:
+            ft.div_(norms[t])
         if t + 1 < T:
             torch.matmul(ft, transition, out=pred[t + 1])
     norms = norms.squeeze(-1)
-    _raise_zero(norms, "forward pass")
+    if not allow_zero:
+        _raise_zero(norms, "forward pass")
     log_prob = norms.log().sum(0)
     return ForwardResult(log_prob, pred.transpose(0, 1), filt.transpose(0, 1))
+
+
+class BackwardResult(NamedTuple):
+    """Output of :func:`hmm_backward_scaled`.
+
+    Attributes:
+        beta: (B, T, m) normalised backward messages (rows sum to one, or are zero
+            for an impossible suffix when ``allow_zero``).
+        log_scale: (B, T) the log factors that undo the normalisation:
+            ``P(x_{t+1:T-1} | H_t = h) = exp(log_scale[b, t]) * beta[b, t, h]``
+            (``-inf`` where the suffix is impossible).
+    """
+
+    beta: Tensor
+    log_scale: Tensor
+
+
+def _backward_loop(transition: Tensor, likelihoods: Tensor, allow_zero: bool) -> tuple[Tensor, Tensor]:
+    """Shared loop of :func:`hmm_backward` and :func:`hmm_backward_scaled`.
+
+    Returns ``beta`` (T, B, m) and ``norms`` (T, B, 1) with ``norms[t]`` the factor that
+    normalised ``beta[t]`` (1 at ``T - 1``).
+    """
+    B, T, m = likelihoods.shape
+    L = likelihoods.transpose(0, 1).contiguous()
+    beta = torch.empty_like(L)
+    norms = torch.ones(T, B, 1, dtype=L.dtype, device=L.device)
+    one = torch.ones((), dtype=L.dtype, device=L.device)
+    beta[T - 1] = 1.0 / m
+    At = transition.T
+    tmp = torch.empty_like(L[0])
+    for t in range(T - 1, 0, -1):
+        torch.mul(L[t], beta[t], out=tmp)
+        bt = beta[t - 1]
+        torch.matmul(tmp, At, out=bt)
+        torch.sum(bt, -1, keepdim=True, out=norms[t - 1])
+        if allow_zero:
+            bt.div_(torch.where(norms[t - 1] > 0, norms[t - 1], one))
+        else:
+            bt.div_(norms[t - 1])
+    return beta, norms
 
 
 def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
@@ -145,21 +203,37 @@ def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
     Raises:
         ZeroProbabilityError: no state can generate the rest of some sequence.
     """
-    B, T, m = likelihoods.shape
-    L = likelihoods.transpose(0, 1).contiguous()
-    beta = torch.empty_like(L)
-    norms = torch.ones(T, B, 1, dtype=L.dtype, device=L.device)
-    beta[T - 1] = 1.0 / m
-    At = transition.T
-    tmp = torch.empty_like(L[0])
-    for t in range(T - 1, 0, -1):
-        torch.mul(L[t], beta[t], out=tmp)
-        bt = beta[t - 1]
-        torch.matmul(tmp, At, out=bt)
-        torch.sum(bt, -1, keepdim=True, out=norms[t - 1])
-        bt.div_(norms[t - 1])
+    beta, norms = _backward_loop(transition, likelihoods, False)
     _raise_zero(norms.squeeze(-1), "backward pass")
     return beta.transpose(0, 1)
+
+
+def hmm_backward_scaled(transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False) -> BackwardResult:
+    """Backward messages with the scale factors that :func:`hmm_backward` discards.
+
+    Args:
+        transition: (m, m) row-stochastic transition matrix.
+        likelihoods: (B, T, m) emission likelihoods.
+        allow_zero: keyword only. If True, an impossible suffix does not raise: its
+            messages are zero vectors and its ``log_scale`` is ``-inf``.
+
+    Returns:
+        :class:`BackwardResult` ``(beta, log_scale)``; ``beta`` equals
+        :func:`hmm_backward`'s output, and
+        ``P(x_{t+1:T-1} | H_t = h) = exp(log_scale[b, t]) * beta[b, t, h]``.
+
+    Raises:
+        ZeroProbabilityError: no state can generate the rest of some sequence (unless
+            ``allow_zero``).
+    """
+    B, T, m = likelihoods.shape
+    beta, norms = _backward_loop(transition, likelihoods, allow_zero)
+    norms = norms.squeeze(-1)
+    if not allow_zero:
+        _raise_zero(norms, "backward pass")
+    # beta_true[t] = m * beta[t] * prod_{t' >= t} norms[t'] (norms[T-1] = 1).
+    log_scale = torch.flip(torch.cumsum(torch.flip(norms.log(), (0,)), 0), (0,)) + math.log(m)
+    return BackwardResult(beta.transpose(0, 1), log_scale.transpose(0, 1))
 
 
 def _normalise(x: Tensor) -> Tensor:
