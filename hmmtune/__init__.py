@@ -9,6 +9,7 @@ from importlib.metadata import PackageNotFoundError, version as _version
 
 from .examples import example_path, list_examples, load_example
 from .models import HMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
+from .models import MemoryHMM, paper_memory_hmm, paper_vanilla_control
 from .oracle import MaskMessages, OracleMLM
 
 try:
@@ -19,6 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "HMM",
     "MaskMessages",
+    "MemoryHMM",
     "ModelFileError",
     "OracleMLM",
     "ZeroProbabilityError",
@@ -28,5 +30,7 @@ __all__ = [
     "load_example",
     "load_model",
     "paper_hmm",
+    "paper_memory_hmm",
+    "paper_vanilla_control",
     "__version__",
 ]

@@ -1,12 +1,14 @@
-"""Random HMM generators: the paper's near-deterministic HMMs and Dirichlet HMMs."""
+"""Random HMM generators: the paper's near-deterministic HMMs, Dirichlet HMMs, and the
+memory-augmented HMMs of the paper's experiment 2 with their vanilla controls."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .hmm import HMM
+from .memory import MemoryHMM
 
-__all__ = ["paper_hmm", "dirichlet_hmm", "permutation_mixture"]
+__all__ = ["paper_hmm", "dirichlet_hmm", "permutation_mixture", "paper_memory_hmm", "paper_vanilla_control"]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -98,3 +100,77 @@ def dirichlet_hmm(
     emission = rng.dirichlet(np.full(num_tokens, emission_concentration), size=num_states)
     kwargs.setdefault("name", f"dirichlet_hmm(m={num_states}, n={num_tokens}, seed={seed if not isinstance(seed, np.random.Generator) else 'rng'})")
     return HMM(initial, transition, emission, **kwargs)
+
+
+def paper_memory_hmm(
+    num_values: int,
+    num_local_states: int = 4,
+    num_tokens: int = 10,
+    transition_temp: float = 0.01,
+    emission_temp: float = 0.01,
+    start_temp: float = 10.0,
+    seed=None,
+    **kwargs,
+) -> MemoryHMM:
+    """The memory-augmented HMM of the paper's experiment 2 (THEORY.md 7).
+
+    A single memory cell (N = 1) with ``V = num_values`` values and
+    ``S = num_local_states`` local states:
+
+    - ``memory_prior = softmax((U - 0.5) / start_temp)`` over the V values and
+      ``initial = softmax((U - 0.5) / start_temp)`` over the S local states (both
+      nearly uniform);
+    - ``transition``: one random S x S permutation-mixture block
+      (:func:`permutation_mixture` at ``transition_temp``), the same for every memory
+      value because the memory never changes;
+    - ``emission``: an independent row ``softmax((U - 0.5) / emission_temp)`` over the
+      tokens for each pair (v, s).
+
+    The authors build the flattened HMM directly: ``V * S`` states, the block replicated
+    on the block diagonal, and an initial law drawn over all ``V * S`` pairs. Our
+    :meth:`MemoryHMM.to_hmm` gives the same block-diagonal transition, but its initial
+    law is the product ``memory_prior[v] * initial[s]`` (memory independent of the
+    first local state), a subset of the authors' initial laws; both are nearly uniform
+    at the default ``start_temp``. See ``docs/memory.md``.
+
+    Args:
+        seed: int, None or a ``numpy.random.Generator``.
+        kwargs: passed to :class:`MemoryHMM` (``dtype``, ``device``, ``name``).
+    """
+    for label, v in (("num_values", num_values), ("num_local_states", num_local_states), ("num_tokens", num_tokens)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+    for label, v in (("transition_temp", transition_temp), ("emission_temp", emission_temp), ("start_temp", start_temp)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+    rng = _rng(seed)
+    V, S = int(num_values), int(num_local_states)
+    memory_prior = _softmax((rng.random(V) - 0.5) / start_temp)
+    initial = _softmax((rng.random(S) - 0.5) / start_temp)
+    transition = permutation_mixture(S, transition_temp, rng)
+    emission = _softmax((rng.random((V * S, num_tokens)) - 0.5) / emission_temp)
+    seed_label = seed if not isinstance(seed, np.random.Generator) else "rng"
+    kwargs.setdefault("name", f"paper_memory_hmm(V={V}, S={S}, n={num_tokens}, seed={seed_label})")
+    return MemoryHMM(memory_prior, initial, transition, emission, 1, **kwargs)
+
+
+def paper_vanilla_control(
+    num_values: int,
+    num_local_states: int = 4,
+    num_tokens: int = 10,
+    transition_temp: float = 0.01,
+    emission_temp: float = 0.01,
+    start_temp: float = 10.0,
+    seed=None,
+    **kwargs,
+) -> HMM:
+    """The vanilla control of experiment 2 (THEORY.md 7): :func:`paper_hmm` with
+    ``m = num_values * num_local_states`` states (a full random permutation-mixture
+    transition instead of the block-diagonal one), same vocabulary and temperatures."""
+    for label, v in (("num_values", num_values), ("num_local_states", num_local_states)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+    m = int(num_values) * int(num_local_states)
+    seed_label = seed if not isinstance(seed, np.random.Generator) else "rng"
+    kwargs.setdefault("name", f"paper_vanilla_control(m={m} = {num_values}x{num_local_states}, n={num_tokens}, seed={seed_label})")
+    return paper_hmm(m, num_tokens, transition_temp, emission_temp, start_temp, seed=seed, **kwargs)
