@@ -149,9 +149,16 @@ def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict |
     return floats, exact
 
 
-def check_exact_rows(label: str, field: str, mat) -> None:
-    """Exact rows must sum to exactly 1 and be nonnegative (symbol-free matrices only)."""
-    rows = [mat.row(i) for i in range(mat.rows)] if mat.cols > 1 and mat.rows > 1 else [mat.reshape(1, len(mat))]
+def check_exact_rows(label: str, field: str, mat, ndim: int | None = None) -> None:
+    """Exact rows must sum to exactly 1 and be nonnegative (symbol-free matrices only).
+
+    ``ndim`` is 1 for a vector (one row) and 2 for a matrix (one row per row); by
+    default it is guessed from the shape, which cannot tell an (m, 1) matrix from a
+    vector of length m, so pass it.
+    """
+    if ndim is None:
+        ndim = 2 if mat.cols > 1 and mat.rows > 1 else 1
+    rows = [mat.row(i) for i in range(mat.rows)] if ndim == 2 else [mat.reshape(1, len(mat))]
     for i, row in enumerate(rows):
         if any(e.free_symbols for e in row):
             return
@@ -230,7 +237,7 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
     if all(ex is not None for _, ex in parsed.values()):
         exact = {k: ex for k, (_, ex) in parsed.items()}
         for k, M in exact.items():
-            check_exact_rows(label, k, M)
+            check_exact_rows(label, k, M, ndim=1 if k == "initial" else 2)
     return _wrap_value_error(
         label,
         HMM,
