@@ -763,7 +763,7 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
     """
     import sympy
 
-    from .io import ModelFileError, _wrap_value_error, check_exact_rows, load_json_source, parse_entries
+    from .io import ModelFileError, _wrap_value_error, load_json_source, parse_entries
 
     data, label = load_json_source(source)
     kind = data.get("kind")
@@ -771,7 +771,7 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}, expected 'memory_hmm' (use hmmtune.load_model to dispatch)")
     num_cells = data.get("num_cells")
     if num_cells is not None and (not isinstance(num_cells, int) or isinstance(num_cells, bool) or num_cells < 1):
-        raise ModelFileError(f"{label}: field 'num_cells' must be a positive integer, got {json_repr(num_cells)}")
+        raise ModelFileError(f"{label}: field 'num_cells' must be a positive integer, got {_json_repr(num_cells)}")
     parsed = {}
     for field, dims in (("memory_prior", (1, 2)), ("initial", (1,)), ("transition", (2,)), ("emission", (2, 3))):
         if field not in data:
@@ -793,14 +793,14 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
         name=data.get("name"),
         description=data.get("description"),
     )
-    if all(ex is not None for _, (_, ex) in parsed.items()):
+    if all(ex is not None for _, (_, ex) in parsed.values()):
         exact = {}
         for k, (ndim, (_, ex)) in parsed.items():
             if ndim == 3:
                 ex = sympy.Matrix([row for block in ex for row in block])
             elif ndim == 1:
                 ex = sympy.Matrix(ex)
-            check_exact_rows(label, k, ex if k != "memory_prior" or ndim == 2 else ex.T)
+            _check_exact_rows(label, k, ex.T if ndim == 1 else ex, ndim)
             exact[k] = ex
         if parsed["memory_prior"][0] == 1:
             exact["memory_prior"] = sympy.Matrix([list(exact["memory_prior"])] * model.num_cells)
@@ -808,7 +808,22 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
     return model
 
 
-def json_repr(v: Any) -> str:
+def _check_exact_rows(label: str, field: str, mat, ndim: int) -> None:
+    """Exact rows of ``mat`` (one row per distribution) are nonnegative and sum to exactly 1."""
+    from .io import ModelFileError
+
+    for i in range(mat.rows):
+        row = list(mat.row(i))
+        where = f"[{i}]" if ndim > 1 else ""
+        for j, e in enumerate(row):
+            if e < 0:
+                raise ModelFileError(f"{label}: field {field!r}{where}[{j}] = {e} is negative")
+        total = sum(row)
+        if total != 1:
+            raise ModelFileError(f"{label}: field {field!r}{' row ' + str(i) if ndim > 1 else ''} sums to {total} exactly, not 1")
+
+
+def _json_repr(v: Any) -> str:
     import json
 
     try:
