@@ -324,17 +324,19 @@ class MemoryHMM:
     def _limit(self, max_elements: int | None) -> int:
         return MAX_MEMORY_ELEMENTS if max_elements is None else _positive_int("max_elements", max_elements)
 
-    def _size_guard(self, max_elements: int | None, length: int, num_sequences: int) -> int:
+    def _size_guard(self, max_elements: int | None, length: int, num_sequences: int, stored: bool = True) -> int:
         """Refuse (before allocating) when one sequence's working tensor exceeds the limit.
 
-        Returns the limit in force.
+        ``stored``: messages are kept for every position (``V^N N S T`` entries per
+        sequence); otherwise only for the current one (``V^N N S``). Returns the limit.
         """
         limit = self._limit(max_elements)
         N, V, S, K, C = self.num_cells, self.num_values, self.num_local_states, self.num_states, self.num_configurations
-        per_seq = C * K * length
+        per_seq = C * K * (length if stored else 1)
         if per_seq > limit:
+            sizes = f"V^N x N*S x T = {V}^{N} x {N}*{S} x {length}" if stored else f"V^N x N*S = {V}^{N} x {N}*{S}"
             raise InferenceTooLargeError(
-                f"exact memory inference needs V^N x N*S x T = {V}^{N} x {N}*{S} x {length} = {per_seq:,} entries "
+                f"exact memory inference needs {sizes} = {per_seq:,} entries "
                 f"per sequence in each of its working tensors ({per_seq * num_sequences:,} for all B = "
                 f"{num_sequences} sequences, which are processed in chunks), above max_elements = {limit:,}. "
                 f"Pass max_elements= to raise the limit (default hmmtune.models.memory.MAX_MEMORY_ELEMENTS; "
@@ -508,13 +510,16 @@ class MemoryHMM:
             raise ValueError(f"unknown output(s) {', '.join(map(repr, unknown))}; known: {', '.join(_OUTPUTS)}")
         tokens, single = self._tokens(x)
         B, T = tokens.shape
-        limit = self._size_guard(max_elements, T, B)
+        want = set(outputs)
+        # log P(x) and the memory posterior need only P(x | c): a forward pass that keeps
+        # the messages of the current position only (no (T, B, V^N, N*S) tensors).
+        stored = bool(want - {"memory"})
+        limit = self._size_guard(max_elements, T, B, stored)
         if chunk_size is None:
-            chunk_size = max(1, limit // (self.num_configurations * self.num_states * T))
+            chunk_size = max(1, limit // (self.num_configurations * self.num_states * (T if stored else 1)))
         elif not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         start = self.initial @ self.transition if after_mask else self.initial
-        want = set(outputs)
         parts = []
         for lo in range(0, B, chunk_size):
             try:
@@ -532,11 +537,47 @@ class MemoryHMM:
             fields[name] = val[0] if single else val
         return MemoryInference(**fields)
 
+    def _stream_log_likelihood(self, tokens: Tensor, start: Tensor) -> Tensor:
+        """(b, C) ``log P(x | c)`` by a scaled forward pass that stores no messages."""
+        b, T = tokens.shape
+        C, K = self.num_configurations, self.num_states
+        E = self._config_emission_T()  # (n, C, K)
+        A = self.transition
+        one = torch.ones((), dtype=A.dtype, device=A.device)
+        alpha = start.expand(b * C, K)
+        log_lik = torch.zeros(b * C, dtype=A.dtype, device=A.device)
+        tok = tokens.T.contiguous()
+        for t in range(T):
+            f = alpha * E[tok[t]].view(b * C, K)
+            norm = f.sum(-1, keepdim=True)
+            f = f / torch.where(norm > 0, norm, one)
+            log_lik += norm.squeeze(-1).log()
+            if t + 1 < T:
+                alpha = f @ A
+        return log_lik.view(b, C)
+
     def _infer_chunk(self, tokens: Tensor, start: Tensor, want: set) -> MemoryInference:
         b, T = tokens.shape
         N, V, S, K, C = self.num_cells, self.num_values, self.num_local_states, self.num_states, self.num_configurations
         A = self.transition
         logprior = self._log_config_prior()
+        if not want - {"memory"}:
+            logw = logprior + self._stream_log_likelihood(tokens, start)
+            log_prob = torch.logsumexp(logw, -1)
+            bad = ~torch.isfinite(log_prob)
+            if bool(bad.any()):  # rerun the offending sequence with stored messages to locate the token
+                i = int(torch.nonzero(bad)[0, 0])
+                try:
+                    self._infer_chunk(tokens[i : i + 1], start, {"posterior"})
+                except inference.ZeroProbabilityError as exc:
+                    raise inference.ZeroProbabilityError(
+                        str(exc).replace("sequence 0 ", f"sequence {i} ", 1), i, exc.position
+                    ) from None
+            out = {"log_prob": log_prob}
+            if "memory" in want:
+                w = torch.exp(logw - log_prob[:, None])
+                out["memory"] = torch.stack(_cell_marginals(w.view((b,) + (V,) * N), 1, N), 1)
+            return MemoryInference(**out)
         # Lt[t, b, c, z] = emission[read[c, z], x_{b,t}], time-major so that the batched
         # recursions (which work time-major) need no copy.
         Lt = self._config_emission_T()[tokens.T.contiguous()].contiguous()  # (T, b, C, K)

@@ -375,11 +375,17 @@ def test_size_guard_refuses_before_allocating():
         model.memory_posterior(torch.zeros(3, 100, dtype=torch.long))
     e = err.value
     assert (e.num_configurations, e.num_states, e.length) == (10**9, 9, 100)
-    assert e.required == 10**9 * 9 * 100 and e.max_elements == MAX_MEMORY_ELEMENTS
+    # The memory posterior keeps one position's messages: V^N * N * S entries per sequence.
+    assert e.required == 10**9 * 9 and e.max_elements == MAX_MEMORY_ELEMENTS
     msg = str(e)
-    for piece in ("10^9", "9*1", "100", "max_elements", "B = 3"):
+    for piece in ("V^N x N*S = 10^9 x 9*1", "9,000,000,000", "max_elements", "B = 3"):
         assert piece in msg, piece
     assert isinstance(e, ValueError)
+    # Posteriors keep every position's messages: V^N * N * S * T.
+    with pytest.raises(InferenceTooLargeError) as err:
+        model.masked_posterior(torch.zeros(3, 100, dtype=torch.long))
+    assert err.value.required == 10**9 * 9 * 100
+    assert "V^N x N*S x T = 10^9 x 9*1 x 100" in str(err.value)
     with pytest.raises(InferenceTooLargeError, match="flattened HMM"):
         model.to_hmm()
 
@@ -389,7 +395,13 @@ def test_max_elements_knob_and_chunking():
     x = sampled_tokens(model, T, B=9)
     per_seq = model.num_configurations * model.num_states * T
     with pytest.raises(InferenceTooLargeError, match=f"max_elements = {per_seq - 1:,}"):
-        model.infer(x, ("memory",), max_elements=per_seq - 1)
+        model.infer(x, ("memory", "posterior"), max_elements=per_seq - 1)
+    # The memory posterior alone stores no messages, so it still fits, in any chunking.
+    mem = model.infer(x, ("memory",)).memory
+    for kwargs in ({"max_elements": per_seq - 1}, {"max_elements": 16}, {"chunk_size": 2}):
+        torch.testing.assert_close(model.infer(x, ("memory",), **kwargs).memory, mem, rtol=1e-12, atol=1e-14)
+    with pytest.raises(InferenceTooLargeError):
+        model.infer(x, ("memory",), max_elements=15)
     full = model.infer(x, ALL_OUTPUTS)
     # Exactly one sequence per chunk fits; the results do not depend on chunking.
     for kwargs in ({"max_elements": per_seq}, {"chunk_size": 4}):
