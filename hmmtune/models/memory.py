@@ -615,9 +615,10 @@ class MemoryHMM:
             return total.permute(1, 0, 2, 3).reshape(b, T, V * S)
 
         if want & {"posterior", "emission_posterior"}:
-            filt = fwd.filtered.transpose(0, 1).view(T, b, C, K)
-            fb = filt * beta
-            joint = _safe_div(fb, fb.sum(-1, keepdim=True)) * w[None, :, :, None]
+            # In place on the filtered messages, which are not needed afterwards.
+            fb = fwd.filtered.transpose(0, 1).view(T, b, C, K).mul_(beta)
+            norm = fb.sum(-1, keepdim=True)
+            joint = fb.div_(torch.where(norm > 0, norm, torch.ones_like(norm))).mul_(w[None, :, :, None])
             if "posterior" in want:
                 out["posterior"] = joint.sum(2).transpose(0, 1)
             if "emission_posterior" in want:
@@ -626,13 +627,13 @@ class MemoryHMM:
             # log rho(c) P(x_{-t}, Z_t = z | c) = log rho(c) + log P(x_{0:t-1} | c) + log pred + log beta + log scale.
             logfn = (pred * Lt).sum(-1).log()  # (T, b, C) forward normalisers
             F = torch.cat([torch.zeros_like(logfn[:1]), torch.cumsum(logfn[:-1], 0)])  # log P(x_{0:t-1} | c)
-            pb = pred * beta
+            pb = pred.mul_(beta)  # in place: pred is not needed afterwards
             s = pb.sum(-1)  # (T, b, C)
             log_scale = bwd.log_scale.transpose(0, 1).view(T, b, C)
             lw = logprior + F + log_scale + s.log()  # (T, b, C)
             wt = torch.softmax(lw, -1)  # P(M = c | x_{-t})
             if want & {"masked_posterior", "masked_emission_posterior"}:
-                joint = _safe_div(pb, s[..., None]) * wt[..., None]
+                joint = pb.div_(torch.where(s > 0, s, torch.ones_like(s))[..., None]).mul_(wt[..., None])
                 if "masked_posterior" in want:
                     out["masked_posterior"] = joint.sum(2).transpose(0, 1)
                 if "masked_emission_posterior" in want:
