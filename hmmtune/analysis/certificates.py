@@ -1,0 +1,188 @@
+"""Linear (in)separability with Farkas certificates (THEORY.md 4, "When it fails").
+
+No linear head ``(b, c)`` reproduces binary labels ``y`` on features ``G_x`` exactly when
+the LP ``s_x (b . G_x + c) >= 1`` (``s_x = 2 y_x - 1``) is infeasible. Its Farkas
+alternative is a vector ``lambda >= 0``, ``sum lambda = 1``, with
+``sum_x lambda_x s_x G_x = 0`` and ``sum_x lambda_x s_x = 0``: a point lies in the convex
+hulls of both classes. We solve the alternative with scipy's HiGHS and then check the
+weights independently: in exact rational arithmetic when the model has exact entries
+(the features of the few inputs the weights rest on are recomputed exactly and the
+weights re-solved over the rationals), otherwise by the residual in float64.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import flint
+import numpy as np
+import sympy
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from .linalg import _fmpq_to_sympy, exact_solve, to_fmpq_mat
+
+__all__ = [
+    "SeparabilityResult",
+    "linear_separability",
+    "exact_mask_posterior",
+    "all_inputs",
+    "best_linear_accuracy",
+]
+
+
+def all_inputs(num_tokens: int, length: int) -> np.ndarray:
+    """Every sequence in ``[n]^T`` as an (n^T, T) int64 array (lexicographic order)."""
+    return np.array(list(itertools.product(range(num_tokens), repeat=length)), dtype=np.int64).reshape(-1, length)
+
+
+def exact_mask_posterior(exact: dict, tokens: Sequence[int]) -> list[sympy.Rational]:
+    """``P(H_0 | x_1..x_T)`` in exact rational arithmetic (THEORY.md 2), for checking.
+
+    Args:
+        exact: dict of sympy matrices ``initial`` (m,), ``transition`` (m, m),
+            ``emission`` (m, n) with rational entries.
+        tokens: x_1..x_T.
+    """
+    A = to_fmpq_mat(exact["transition"])
+    E = to_fmpq_mat(exact["emission"])
+    pi = [exact["initial"][i] for i in range(A.nrows())]
+    m = A.nrows()
+    beta = flint.fmpq_mat(m, 1, [1] * m)
+    for x in reversed(list(tokens)):
+        v = flint.fmpq_mat(m, 1, [E[h, int(x)] * beta[h, 0] for h in range(m)])
+        beta = A * v
+    w = [sympy.Rational(pi[h]) * _fmpq_to_sympy(beta[h, 0]) for h in range(m)]
+    total = sum(w)
+    if total == 0:
+        raise ValueError(f"input {list(tokens)} has probability zero after the mask")
+    return [v / total for v in w]
+
+
+@dataclass
+class SeparabilityResult:
+    """Outcome of :func:`linear_separability`.
+
+    Attributes:
+        separable: a linear head reproduces every label.
+        head: (b, c) with ``s_x (b . G_x + c) >= 1`` when separable.
+        weights: Farkas weights ``{input index: lambda}`` when not separable.
+        verified: how the certificate was checked ("exact", "float64 residual r").
+        residual: max-norm of ``sum lambda s G`` and ``sum lambda s`` (float check).
+        num_inputs: size of the input set.
+    """
+
+    separable: bool
+    head: tuple[np.ndarray, float] | None = None
+    weights: dict[int, Any] = field(default_factory=dict)
+    verified: str = ""
+    residual: float | None = None
+    num_inputs: int = 0
+
+
+def linear_separability(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    exact_features=None,
+) -> SeparabilityResult:
+    """Decide whether a linear head reproduces binary ``labels`` on ``features``.
+
+    Args:
+        features: (N, n) float features ``G_x``.
+        labels: (N,) in {0, 1}.
+        exact_features: optional callable ``i -> list of sympy Rationals`` giving the exact
+            feature vector of input i, used to verify a Farkas certificate exactly.
+    """
+    G = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(int)
+    N, n = G.shape
+    s = 2.0 * y - 1.0
+    if np.all(y == y[0]):
+        return SeparabilityResult(True, (np.zeros(n), float(s[0])), num_inputs=N)
+    # Farkas alternative: lambda >= 0, sum lambda = 1, sum lambda s G = 0, sum lambda s = 0.
+    A_eq = np.vstack([(s[:, None] * G).T, s[None, :], np.ones((1, N))])
+    b_eq = np.zeros(n + 2)
+    b_eq[-1] = 1.0
+    res = linprog(np.zeros(N), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    if res.status == 0:
+        lam = np.clip(res.x, 0, None)
+        lam = lam / lam.sum()
+        resid = float(np.abs(A_eq[:-1] @ lam).max())
+        support = [int(i) for i in np.nonzero(lam > 1e-12)[0]]
+        weights: dict[int, Any] = {i: float(lam[i]) for i in support}
+        verified = f"float64 residual {resid:.2e}"
+        if exact_features is not None:
+            exact_w = _exact_farkas(support, s, exact_features)
+            if exact_w is not None:
+                weights, verified = exact_w, "exact"
+        return SeparabilityResult(False, weights=weights, verified=verified, residual=resid, num_inputs=N)
+    # Separable: find the head (maximise nothing, constraints s (b.G + c) >= 1).
+    A_ub = -s[:, None] * np.hstack([G, np.ones((N, 1))])
+    res2 = linprog(np.zeros(n + 1), A_ub=A_ub, b_ub=-np.ones(N), bounds=(None, None), method="highs")
+    if res2.status != 0:
+        raise RuntimeError(f"HiGHS found neither a separating head nor a Farkas certificate ({res.message}; {res2.message})")
+    b, c = res2.x[:n], float(res2.x[n])
+    return SeparabilityResult(True, (b, c), num_inputs=N, verified="float64")
+
+
+def _exact_farkas(support: list[int], s: np.ndarray, exact_features) -> dict[int, Any] | None:
+    """Re-solve the Farkas system over the rationals on the LP's support; check lambda >= 0."""
+    feats = [exact_features(i) for i in support]
+    n = len(feats[0])
+    k = len(support)
+    rows = []
+    for h in range(n):
+        rows.append([int(s[support[j]]) * feats[j][h] for j in range(k)])
+    rows.append([int(s[support[j]]) for j in range(k)])
+    rows.append([1] * k)
+    rhs = [0] * (n + 1) + [1]
+    lam = exact_solve(rows, rhs)
+    if lam is None or any(v < 0 for v in lam):
+        return None
+    # Independent check of the identity by direct summation.
+    for h in range(n):
+        if sum(lam[j] * int(s[support[j]]) * feats[j][h] for j in range(k)) != 0:
+            return None
+    if sum(lam[j] * int(s[support[j]]) for j in range(k)) != 0 or sum(lam) != 1:
+        return None
+    return {support[j]: lam[j] for j in range(k) if lam[j] != 0}
+
+
+def best_linear_accuracy(
+    features: np.ndarray, labels: np.ndarray, *, margin: float = 1e-4, time_limit: float = 20.0
+) -> tuple[float, bool]:
+    """Accuracy of the best linear head ``1[b . G + c >= 0]`` found by a mixed-integer program.
+
+    HiGHS minimises the number of violated inputs subject to
+    ``s_x (b . G_x + c) >= margin - 3 z_x`` with ``b, c`` in [-1, 1] and ``z_x`` binary
+    (features on the simplex keep ``|b . G + c| <= 2``); identical inputs are merged with
+    weights. The head it returns is then evaluated directly on the inputs, so the
+    reported accuracy is one that a concrete head achieves (a lower bound on the best;
+    equal to it unless a better head needs a margin below ``margin``, which the solver's
+    feasibility tolerance could not tell from zero anyway).
+
+    Returns:
+        ``(accuracy, proven_optimal)``; not optimal when the time limit stopped HiGHS.
+    """
+    G = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(int)
+    key = np.hstack([np.round(G, 12), y[:, None]])
+    uniq, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    Gu, yu = uniq[:, :-1], uniq[:, -1].astype(int)
+    K, n = Gu.shape
+    s = 2.0 * yu - 1.0
+    nv = n + 1 + K
+    c_obj = np.concatenate([np.zeros(n + 1), counts.astype(float)])
+    A = np.hstack([s[:, None] * Gu, s[:, None], 3.0 * np.eye(K)])
+    cons = LinearConstraint(A, lb=np.full(K, margin), ub=np.full(K, np.inf))
+    lb = np.concatenate([-np.ones(n + 1), np.zeros(K)])
+    ub = np.concatenate([np.ones(n + 1), np.ones(K)])
+    integrality = np.concatenate([np.zeros(n + 1), np.ones(K)])
+    res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit})
+    if res.x is None:
+        return float("nan"), False
+    b, c = res.x[:n], res.x[n]
+    acc = float(((G @ b + c >= 0).astype(int) == y).mean())
+    return acc, res.status == 0

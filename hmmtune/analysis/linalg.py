@@ -1,0 +1,227 @@
+"""Exact, numerical and structural rank (THEORY.md 4-6).
+
+Exact arithmetic runs on FLINT's rational matrices (python-flint ``fmpq_mat``): the
+rank of a dense 200 x 200 rational matrix takes about 0.02 s there against 30 s or more
+in sympy's pure-Python ``DomainMatrix`` (and minutes in ``Matrix.rank``, which we never
+call on dense matrices). Inputs and outputs are sympy objects, so exact results flow
+into reports and JSON unchanged.
+
+Float inputs are never treated as exact: the exact functions accept only sympy
+Rationals / Integers (or Python ints and :class:`fractions.Fraction`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Sequence
+
+import flint
+import networkx as nx
+import numpy as np
+import sympy
+
+__all__ = [
+    "RankFacts",
+    "to_fmpq_mat",
+    "from_fmpq_mat",
+    "exact_rank",
+    "exact_solve",
+    "exact_nullspace",
+    "exact_min_norm_preimage",
+    "numerical_rank",
+    "structural_rank",
+    "rank_facts",
+]
+
+
+def _to_fmpq(x: Any) -> flint.fmpq:
+    if isinstance(x, flint.fmpq):
+        return x
+    if isinstance(x, (bool, float, np.floating)):
+        raise TypeError(f"exact arithmetic needs rationals, got the float {x!r}")
+    if isinstance(x, (int, np.integer)):
+        return flint.fmpq(int(x))
+    if isinstance(x, Fraction):
+        return flint.fmpq(x.numerator, x.denominator)
+    if isinstance(x, sympy.Basic):
+        if x.is_Rational:
+            return flint.fmpq(int(x.p), int(x.q))
+        raise TypeError(f"exact arithmetic needs rational entries, got {x!r}")
+    raise TypeError(f"exact arithmetic needs rationals, got {type(x).__name__}")
+
+
+def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
+    """A FLINT rational matrix from a sympy Matrix or nested lists of rationals."""
+    if isinstance(M, flint.fmpq_mat):
+        return M
+    if isinstance(M, sympy.MatrixBase):
+        rows, cols = M.shape
+        entries = [_to_fmpq(M[i, j]) for i in range(rows) for j in range(cols)]
+        return flint.fmpq_mat(rows, cols, entries)
+    rows_list = [list(r) for r in M]
+    rows = len(rows_list)
+    cols = len(rows_list[0]) if rows else 0
+    return flint.fmpq_mat(rows, cols, [_to_fmpq(e) for r in rows_list for e in r])
+
+
+def _fmpq_to_sympy(q: flint.fmpq) -> sympy.Rational:
+    return sympy.Rational(int(q.p), int(q.q))
+
+
+def from_fmpq_mat(M: flint.fmpq_mat) -> sympy.Matrix:
+    """A sympy Matrix of Rationals from a FLINT matrix."""
+    return sympy.Matrix(M.nrows(), M.ncols(), [_fmpq_to_sympy(M[i, j]) for i in range(M.nrows()) for j in range(M.ncols())])
+
+
+def exact_rank(M: Any) -> int:
+    """Rank over the rationals."""
+    return int(to_fmpq_mat(M).rank())
+
+
+def _rref_pivots(R: flint.fmpq_mat, rank: int) -> list[int]:
+    pivots = []
+    col = 0
+    for i in range(rank):
+        while R[i, col] == 0:
+            col += 1
+        pivots.append(col)
+        col += 1
+    return pivots
+
+
+def exact_solve(A: Any, y: Sequence[Any]) -> list[sympy.Rational] | None:
+    """A solution z of ``A z = y`` over the rationals (free variables set to 0), or None
+    when the system is inconsistent."""
+    Af = to_fmpq_mat(A)
+    rows, cols = Af.nrows(), Af.ncols()
+    if len(y) != rows:
+        raise ValueError(f"right-hand side has {len(y)} entries, A has {rows} rows")
+    aug = flint.fmpq_mat(rows, cols + 1, [Af[i, j] if j < cols else _to_fmpq(y[i]) for i in range(rows) for j in range(cols + 1)])
+    R, rank = aug.rref()
+    pivots = _rref_pivots(R, rank)
+    if pivots and pivots[-1] == cols:
+        return None
+    z = [flint.fmpq(0)] * cols
+    for i, c in enumerate(pivots):
+        z[c] = R[i, cols]
+    return [_fmpq_to_sympy(v) for v in z]
+
+
+def exact_nullspace(M: Any) -> list[list[sympy.Rational]]:
+    """A basis of the right null space of ``M`` over the rationals."""
+    Mf = to_fmpq_mat(M)
+    cols = Mf.ncols()
+    R, rank = Mf.rref()
+    pivots = _rref_pivots(R, rank)
+    free = [c for c in range(cols) if c not in set(pivots)]
+    basis = []
+    for f in free:
+        v = [flint.fmpq(0)] * cols
+        v[f] = flint.fmpq(1)
+        for i, c in enumerate(pivots):
+            v[c] = -R[i, f]
+        basis.append([_fmpq_to_sympy(e) for e in v])
+    return basis
+
+
+def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rational] | None:
+    """The minimum-norm ``b`` with ``W^T b = target``, exactly, or None if none exists.
+
+    ``W`` is (n, k). We solve ``(W^T W) c = target`` (consistent exactly when ``target``
+    lies in the row space of W) and return ``b = W c``, which lies in the column space of
+    W and is therefore the minimum-norm solution (THEORY.md 4:
+    ``b = W (W^T W)^{-1} mu`` when W has full column rank).
+    """
+    Wf = to_fmpq_mat(W)
+    G = Wf.transpose() * Wf
+    c = exact_solve(G, list(target))
+    if c is None:
+        return None
+    cf = flint.fmpq_mat(len(c), 1, [_to_fmpq(v) for v in c])
+    b = Wf * cf
+    return [_fmpq_to_sympy(b[i, 0]) for i in range(b.nrows())]
+
+
+def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.ndarray]:
+    """Numerical rank by SVD: the number of singular values above ``tol``.
+
+    Default ``tol = max(M.shape) * eps(float64) * sigma_max`` (numpy's ``matrix_rank`` rule).
+
+    Returns:
+        ``(rank, tol, singular_values)``.
+    """
+    A = np.asarray(M, dtype=np.float64)
+    if A.size == 0:
+        return 0, 0.0 if tol is None else tol, np.zeros(0)
+    s = np.linalg.svd(A, compute_uv=False)
+    if tol is None:
+        tol = float(max(A.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0))
+    return int((s > tol).sum()), float(tol), s
+
+
+def structural_rank(pattern: Any) -> int:
+    """Generic rank of a sparsity pattern: a maximum bipartite matching between rows and
+    columns with a nonzero entry (networkx Hopcroft-Karp). No choice of values on the
+    pattern gives a larger rank."""
+    P = np.asarray(pattern) != 0
+    rows, cols = P.shape
+    G = nx.Graph()
+    left = [("r", i) for i in range(rows)]
+    G.add_nodes_from(left, bipartite=0)
+    G.add_nodes_from((("c", j) for j in range(cols)), bipartite=1)
+    G.add_edges_from((("r", int(i)), ("c", int(j))) for i, j in zip(*np.nonzero(P)))
+    matching = nx.bipartite.hopcroft_karp_matching(G, top_nodes=left)
+    return len(matching) // 2
+
+
+@dataclass
+class RankFacts:
+    """Rank facts about one matrix.
+
+    Attributes:
+        shape: (rows, cols).
+        exact_rank: rank over the rationals, or None when the entries are not exact.
+        numerical_rank: SVD rank with tolerance ``tolerance``.
+        tolerance: the singular-value threshold used.
+        sigma_min: smallest singular value (of the min(shape) ones).
+        sigma_max: largest singular value.
+        condition_number: sigma_max / sigma_min (inf when sigma_min is 0).
+        structural_rank: generic rank of the nonzero pattern.
+    """
+
+    shape: tuple[int, int]
+    exact_rank: int | None
+    numerical_rank: int
+    tolerance: float
+    sigma_min: float
+    sigma_max: float
+    condition_number: float
+    structural_rank: int
+
+    @property
+    def rank(self) -> int:
+        """The exact rank when known, else the numerical rank."""
+        return self.exact_rank if self.exact_rank is not None else self.numerical_rank
+
+    @property
+    def method(self) -> str:
+        return "exact" if self.exact_rank is not None else f"numerical (tol={self.tolerance:.3g})"
+
+
+def rank_facts(values: np.ndarray, exact: Any | None = None, tol: float | None = None) -> RankFacts:
+    """Collect :class:`RankFacts` for a float matrix and, optionally, its exact twin."""
+    A = np.asarray(values, dtype=np.float64)
+    nrank, used_tol, s = numerical_rank(A, tol)
+    smin = float(s[-1]) if s.size else 0.0
+    smax = float(s[0]) if s.size else 0.0
+    return RankFacts(
+        shape=tuple(A.shape),
+        exact_rank=exact_rank(exact) if exact is not None else None,
+        numerical_rank=nrank,
+        tolerance=used_tol,
+        sigma_min=smin,
+        sigma_max=smax,
+        condition_number=float(smax / smin) if smin > 0 else float("inf"),
+        structural_rank=structural_rank(A if exact is None else np.array([[e != 0 for e in row] for row in exact.tolist()])),
+    )
