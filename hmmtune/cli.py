@@ -43,6 +43,16 @@ def _positive(label):
     return parse
 
 
+def _nonnegative_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return v
+
+
 def cmd_examples(args) -> int:
     if args.name:
         print(example_path(args.name).read_text(), end="")
@@ -98,6 +108,41 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _task_from_args(args):
+    from .analysis.task import load_task
+    from .models.io import load_json_source
+
+    if args.task:
+        return load_task(Path(args.task))
+    source = example_path(args.example) if args.example else Path(args.model)
+    data, _ = load_json_source(source)
+    return load_task(source) if "task" in data else None
+
+
+def cmd_check(args) -> int:
+    from .analysis import check
+
+    model = _model_from_args(args)
+    task = _task_from_args(args)
+    report = check(
+        model,
+        task,
+        max_prompt_length=args.max_prompt_length,
+        tau=args.tau,
+        num_inputs=args.num_inputs,
+        length=args.length,
+        certificate_length=args.certificate_length,
+        seed=args.seed,
+    )
+    if args.output:
+        out = Path(args.output)
+        if not out.parent.exists():
+            raise _CliError(f"output folder {out.parent} does not exist")
+        report.to_json(out)
+    print(report.to_json() if args.json else str(report))
+    return report.exit_code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmmtune",
@@ -113,6 +158,24 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p):
         p.add_argument("model", nargs="?", metavar="MODEL.json", help="a model file (see docs: formats)")
         p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+
+    p = sub.add_parser(
+        "check",
+        help="check the paper's conditions (Theorems H, P, M) with witnesses and certificates",
+        description="Check which of the paper's guarantees apply. Exit code 0: every checked condition holds; "
+        "1: some do not; 2: bad input.",
+    )
+    model_args(p)
+    p.add_argument("--task", metavar="TASK.json", help="a task file (default: the model file's own 'task' field, if any)")
+    p.add_argument("--json", action="store_true", help="print the full report (witnesses, certificates) as JSON")
+    p.add_argument("-o", "--output", metavar="REPORT.json", help="also write the JSON report to this file")
+    p.add_argument("--max-prompt-length", type=_positive("--max-prompt-length"), default=4, metavar="K")
+    p.add_argument("--tau", type=_nonnegative_float, default=0.0, help="treat transitions <= tau as zero in the prompt search")
+    p.add_argument("--num-inputs", type=_positive("--num-inputs"), default=2000, help="sampled inputs for verification")
+    p.add_argument("--length", type=_positive("--length"), default=16, help="length of the sampled inputs")
+    p.add_argument("--certificate-length", type=_positive("--certificate-length"), default=None, metavar="T")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("sample", help="sample sequences from a model into an .npz file")
     model_args(p)

@@ -553,3 +553,197 @@ def chain_condition(model: HMM, tau: float = 0.0) -> Condition:
         },
         counts=False,
     )
+
+
+# ------------------------------------------------------------------ Theorem M
+def memory_condition(
+    model,
+    task: Any = None,
+    *,
+    num_inputs: int = 200,
+    length: int = 64,
+    seed: int = 0,
+    tol: float | None = None,
+    anchor_threshold: float = 0.99,
+) -> list[Condition]:
+    """Theorem M for a :class:`hmmtune.MemoryHMM` (THEORY.md 6).
+
+    Returns: memory non-degeneracy (for some local state s the V columns ``W[:, (., s)]``
+    are independent; witness: the rank per s), the flattened vanilla condition beside it
+    (all ``V*S`` columns), and with a task the empirical facts on sampled sequences: the
+    witness head ``b`` for the best local state ``s*``, the anchor rate (positions with
+    ``P(J_t = j*, S_t = s* | x_{-t}) >= anchor_threshold``), the leave-one-out stability
+    (share of positions where ``mu . P(M_{j*} | x_{-t})`` has the sign of the label) and
+    the largest gap ``|b . G_t(x) - mu . P(M_{j*} | x_{-t})|`` at anchors.
+    """
+    V, S, n, N = model.num_values, model.num_local_states, model.num_tokens, model.num_cells
+    E = model.emission.detach().double().cpu().numpy()  # (V*S, n), row v*S + s
+    ex = model.exact["emission"] if getattr(model, "exact", None) else None
+    per_s = []
+    for s in range(S):
+        rows = [v * S + s for v in range(V)]
+        facts = rank_facts(E[rows].T, ex.extract(rows, list(range(n))).T if ex is not None else None, tol)
+        per_s.append(facts)
+    good = [s for s in range(S) if per_s[s].rank == V]
+    method = per_s[0].method
+    flat = rank_facts(E.T, ex.T if ex is not None else None, tol)
+    out = [
+        Condition(
+            "memory: rank W[:, (., s)] = V for some s",
+            bool(good),
+            method,
+            (
+                f"for local state(s) {good} the V={V} value columns of W are independent: the memory is recoverable (Theorem M)"
+                if good
+                else f"no local state has V={V} independent value columns (ranks {[f.rank for f in per_s]})"
+            ),
+            {
+                "rank_per_local_state": [f.rank for f in per_s],
+                "sigma_min_per_local_state": [f.sigma_min for f in per_s],
+                "good_local_states": good,
+            },
+        ),
+        Condition(
+            "memory: flattened vanilla rank W = V*S",
+            flat.rank == V * S,
+            flat.method,
+            (
+                f"all V*S={V * S} columns independent: the vanilla head condition holds on the flattened model too"
+                if flat.rank == V * S
+                else f"rank of the V*S={V * S} columns is {flat.rank}"
+                + (f" (V*S > n={n})" if V * S > n else "")
+                + ": the vanilla condition fails where the memory condition "
+                + ("holds" if good else "fails too")
+            ),
+            {"rank": flat.rank, "num_columns": V * S, "num_tokens": n},
+            counts=False,
+        ),
+    ]
+    task = as_task_spec(task)
+    if task is None or not good:
+        return out
+    if task.cell is None or not 0 <= task.cell < N:
+        raise ValueError(f"a memory task needs target {{\"memory_cell\": j}} with 0 <= j < {N}, got {task.cell!r}")
+    if task.dim != V:
+        raise ValueError(f"the task has {task.dim} weights per class, the memory has V = {V} values")
+    if task.num_classes != 2:
+        raise ValueError("the memory check supports binary tasks (mu); got a multiclass task")
+    mu = task.differences()[0]
+    s_star = max(good, key=lambda s: per_s[s].sigma_min)
+    rows = [v * S + s_star for v in range(V)]
+    b, *_ = np.linalg.lstsq(E[rows], mu, rcond=None)
+    j = task.cell
+    tokens = model.sample(num_inputs, length, seed=seed).tokens
+    inf = model.infer(tokens, ("memory", "masked_posterior", "masked_memory"))
+    label = (inf.memory[:, j, :].double().cpu().numpy() @ mu) >= 0  # (B,)
+    loo = inf.masked_memory[:, :, j, :].double().cpu().numpy() @ mu  # (B, T)
+    anchor_p = inf.masked_posterior[:, :, j * S + s_star].double().cpu().numpy()  # (B, T)
+    anchors = anchor_p >= anchor_threshold
+    stable = float(((loo >= 0) == label[:, None]).mean())
+    G = model.emission.detach().double().cpu().numpy()
+    Gt = model.masked_emission_posterior(tokens).double().cpu().numpy() @ G  # (B, T, n)
+    gap = float(np.abs(Gt @ b - loo)[anchors].max()) if anchors.any() else None
+    out.append(
+        Condition(
+            "memory: anchors and leave-one-out stability (empirical)",
+            None,
+            f"empirical on {num_inputs} sequences of length {length}",
+            f"local state s*={s_star}: {100 * anchors.mean():.1f}% of positions are anchors (P >= {anchor_threshold}); "
+            f"the leave-one-out memory posterior keeps the label's sign at {100 * stable:.1f}% of positions",
+            {
+                "s_star": s_star,
+                "head": [float(v) for v in b],
+                "anchor_rate": float(anchors.mean()),
+                "anchor_threshold": anchor_threshold,
+                "loo_stability": stable,
+                "max_gap_at_anchors": gap,
+                "num_inputs": num_inputs,
+                "length": length,
+            },
+            counts=False,
+        )
+    )
+    return out
+
+
+# --------------------------------------------------------- parametric models
+def _locus(expr, params: dict):
+    """Real points of the declared ranges where ``expr = 0``: a sympy set for one
+    parameter, else the factored equation."""
+    expr = sympy.factor(sympy.simplify(expr))
+    if expr == 0:
+        return expr, sympy.S.Reals if len(params) == 1 else None, "everywhere"
+    if len(params) == 1:
+        (p,) = params.values()
+        dom = sympy.Interval(p["min"], p["max"])
+        sol = sympy.solveset(expr, p["symbol"], domain=dom)
+        return expr, sol, None
+    return expr, None, None
+
+
+def _rank_at(M, point: dict) -> int:
+    N = M.subs(point)
+    if all(e.is_Rational for e in N):
+        return exact_rank(N)
+    return int(N.applyfunc(sympy.nsimplify).rank(simplify=True))
+
+
+def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[Condition]:
+    """Degeneracy loci of the rank conditions of a parametric model (THEORY 4-5).
+
+    For ``W`` (and ``W[:, S]`` for a prompt support S) the rank is below the number of
+    columns exactly where the Gram determinant ``det(W^T W)`` vanishes; sympy solves it on
+    the declared range (one parameter) or returns the factored equation. Each locus is
+    confirmed by the exact rank at a point inside it and at a point outside.
+    """
+    params = model.parameters or {}
+    sym = model.symbolic
+    out = []
+    targets = [("head: rank W = m", list(range(model.num_states)))]
+    if support is not None and len(support) < model.num_states:
+        targets.append((f"prompt: rank W[:, S] = |S| for S = {support}", list(support)))
+    W = sym["emission"].T
+    for name, cols in targets:
+        Ws = W.extract(list(range(W.rows)), cols)
+        gram = (Ws.T * Ws).det()
+        expr, sol, note = _locus(gram, params)
+        witness: dict[str, Any] = {"gram_determinant": str(expr), "columns": cols}
+        inside = outside = None
+        if note == "everywhere":
+            text = f"{name} fails for every parameter value (det(W^T W) = 0 identically)"
+        elif sol is not None and len(params) == 1:
+            (p,) = params.values()
+            witness["locus"] = str(sol)
+            text = f"{name} fails exactly when {p['symbol']} in {sol}" if sol != sympy.S.EmptySet else f"{name} holds on the whole range [{p['min']}, {p['max']}]"
+            if isinstance(sol, sympy.FiniteSet) and len(sol):
+                r = sorted(sol, key=lambda v: float(v))[0]
+                inside = {p["symbol"]: r}
+            cand = [p["value"], (p["min"] + p["max"]) / 2 if p["min"].is_finite and p["max"].is_finite else sympy.Rational(1, 3)]
+            cand += [sympy.Rational(k, 7) for k in range(-7, 8)]
+            for c in cand:
+                if (c not in sol) and p["min"] <= c <= p["max"]:
+                    outside = {p["symbol"]: c}
+                    break
+        else:
+            text = f"{name} fails exactly where {expr} = 0"
+        checks = []
+        if inside is not None:
+            rk = _rank_at(Ws, inside)
+            checks.append(f"rank {rk} at {_pt(inside)}")
+            witness["rank_inside"] = {"point": _pt(inside), "rank": rk}
+            if rk >= len(cols):
+                raise AssertionError("internal error: locus point does not lower the rank")
+        if outside is not None:
+            rk = _rank_at(Ws, outside)
+            checks.append(f"rank {rk} at {_pt(outside)}")
+            witness["rank_outside"] = {"point": _pt(outside), "rank": rk}
+            if rk != len(cols):
+                raise AssertionError("internal error: point off the locus is degenerate")
+        if checks:
+            text += " (confirmed: " + ", ".join(checks) + ")"
+        out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
+    return out
+
+
+def _pt(point: dict) -> str:
+    return ", ".join(f"{k} = {v}" for k, v in point.items())

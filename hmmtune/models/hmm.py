@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from . import inference
-from ._checks import as_float_tensor, as_tokens, check_probabilities
+from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
 
 __all__ = ["HMM", "MAX_CHUNK_ELEMENTS"]
 
@@ -92,9 +92,9 @@ class HMM:
         self.initial = as_float_tensor("initial", initial, dtype, device)
         self.transition = as_float_tensor("transition", transition, dtype, device)
         self.emission = as_float_tensor("emission", emission, dtype, device)
-        check_probabilities("initial", self.initial, 1)
-        check_probabilities("transition", self.transition, 2)
-        check_probabilities("emission", self.emission, 2)
+        check_probabilities("initial", self.initial, 1, resolution=input_resolution(initial))
+        check_probabilities("transition", self.transition, 2, resolution=input_resolution(transition))
+        check_probabilities("emission", self.emission, 2, resolution=input_resolution(emission))
         m = self.initial.shape[0]
         if self.transition.shape != (m, m):
             raise ValueError(
@@ -107,6 +107,10 @@ class HMM:
         self.exact = exact
         self.name = name
         self.description = description
+        #: For parametric models (see :func:`hmmtune.models.io.parse_parameters`): the
+        #: declared parameters and the symbolic matrices; ``exact`` is taken at their values.
+        self.parameters: dict | None = None
+        self.symbolic: dict | None = None
 
     # ------------------------------------------------------------------ basics
     @property
@@ -219,6 +223,10 @@ class HMM:
         """(B, T, m) emission likelihoods of validated tokens."""
         return inference.emission_likelihoods(self.emission, tokens)
 
+    def _lazy_likelihoods(self, tokens: Tensor) -> inference.TokenLikelihoods:
+        """The same likelihoods, gathered one position at a time by the fused passes."""
+        return inference.TokenLikelihoods(self.emission, tokens)
+
     def _run(self, x: Any, fn: Callable[[Tensor], Tensor], per_seq: int, chunk_size: int | None) -> Tensor:
         tokens, single = self._tokens(x)
         out = _chunked(fn, tokens, tokens.shape[1] * per_seq, chunk_size)
@@ -240,7 +248,7 @@ class HMM:
 
     def posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:
         """Smoothed posteriors ``P(H_t | x)``, shape (B, T, m)."""
-        f = lambda tok: inference.hmm_posterior(self.initial, self.transition, self.likelihoods(tok))
+        f = lambda tok: inference.hmm_posterior(self.initial, self.transition, self._lazy_likelihoods(tok))
         return self._run(x, f, self.num_states, chunk_size)
 
     def masked_posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:
@@ -250,7 +258,7 @@ class HMM:
         (THEORY.md 2). For downstream inputs after a mask use
         :meth:`hmmtune.OracleMLM.token_predictions`.
         """
-        f = lambda tok: inference.hmm_masked_posterior(self.initial, self.transition, self.likelihoods(tok))
+        f = lambda tok: inference.hmm_masked_posterior(self.initial, self.transition, self._lazy_likelihoods(tok))
         return self._run(x, f, self.num_states, chunk_size)
 
     # ----------------------------------------------------------------- adapters

@@ -40,6 +40,7 @@ __all__ = [
     "hmm_to_pyro_discrete_hmm",
     "format_entry",
     "load_model",
+    "parse_parameters",
     "LOADERS",
 ]
 
@@ -230,26 +231,81 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
     kind = data.get("kind", "hmm")
     if kind != "hmm":
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}; use the loader for that kind (hmmtune.load_model)")
+    params = parse_parameters(data, label)
+    symbols = {name: p["symbol"] for name, p in params.items()} or None
     parsed = {}
     for field, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
-        parsed[field] = parse_entries(data, field, ndim, label)
+        parsed[field] = parse_entries(data, field, ndim, label, symbols)
     exact = None
+    symbolic = None
     if all(ex is not None for _, ex in parsed.values()):
         exact = {k: ex for k, (_, ex) in parsed.items()}
+        if params:
+            symbolic = exact
+            for k, M in symbolic.items():
+                for i in range(M.rows if k != "initial" else 1):
+                    row = list(M.row(i)) if k != "initial" else list(M)
+                    if sympy.simplify(sum(row) - 1) != 0:
+                        where = f" row {i}" if k != "initial" else ""
+                        raise ModelFileError(f"{label}: field {k!r}{where} sums to {sympy.simplify(sum(row))}, not 1 for every parameter value")
+            at = {p["symbol"]: p["value"] for p in params.values()}
+            exact = {k: M.subs(at) for k, M in symbolic.items()}
         for k, M in exact.items():
             check_exact_rows(label, k, M, ndim=1 if k == "initial" else 2)
-    return _wrap_value_error(
+    floats = {k: f for k, (f, _) in parsed.items()}
+    if exact is not None:
+        floats = {k: ([float(v) for v in exact[k]] if k == "initial" else [[float(v) for v in row] for row in exact[k].tolist()]) for k in exact}
+    model = _wrap_value_error(
         label,
         HMM,
-        parsed["initial"][0],
-        parsed["transition"][0],
-        parsed["emission"][0],
+        floats["initial"],
+        floats["transition"],
+        floats["emission"],
         dtype=dtype,
         device=device,
         exact=exact,
         name=data.get("name"),
         description=data.get("description"),
     )
+    if params:
+        model.parameters = params
+        model.symbolic = symbolic
+    return model
+
+
+def parse_parameters(data: dict, label: str) -> dict:
+    """Read the optional ``parameters`` field of a parametric model::
+
+        "parameters": {"a": {"min": 0, "max": 1, "value": "1/3"}}
+
+    Each parameter becomes a real sympy Symbol usable in string entries ("1-a"); the
+    model's floats and ``exact`` entries are taken at ``value``, and ``symbolic`` keeps
+    the expressions for the analysis (degeneracy loci).
+    """
+    raw = data.get("parameters")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        raise ModelFileError(f"{label}: field 'parameters' must be an object mapping names to {{min, max, value}}")
+    out = {}
+    for name, spec in raw.items():
+        where = f"{label}: field 'parameters'[{name!r}]"
+        if not name.isidentifier():
+            raise ModelFileError(f"{where}: a parameter name must be an identifier")
+        if not isinstance(spec, dict) or "value" not in spec:
+            raise ModelFileError(f"{where}: needs at least a 'value' (and optionally 'min', 'max')")
+        vals = {}
+        for key in ("min", "max", "value"):
+            if key in spec:
+                f, ex = _parse_entry(spec[key], f"{where}['{key}']", None)
+                if ex is None:
+                    raise ModelFileError(f"{where}['{key}']: must be exact (an integer or a string like \"1/3\")")
+                vals[key] = ex
+        lo, hi = vals.get("min", -sympy.oo), vals.get("max", sympy.oo)
+        if not lo <= vals["value"] <= hi:
+            raise ModelFileError(f"{where}: value {vals['value']} is outside [{lo}, {hi}]")
+        out[name] = {"symbol": sympy.Symbol(name, real=True), "min": lo, "max": hi, "value": vals["value"]}
+    return out
 
 
 def hmm_from_hmmlearn(model, **kwargs):

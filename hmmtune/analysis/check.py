@@ -1,0 +1,117 @@
+"""``check``: every applicable condition of the paper for a model and optional task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..models.hmm import HMM
+from . import conditions as C
+from .report import Report
+from .task import as_task_spec
+
+__all__ = ["check", "default_certificate_length"]
+
+
+def default_certificate_length(num_tokens: int, max_inputs: int = 1024, longest: int = 6) -> int:
+    """Largest T <= ``longest`` with ``n^T <= max_inputs`` (at least 1): the LP then sees
+    every input of that length."""
+    T = 1
+    while T < longest and num_tokens ** (T + 1) <= max_inputs:
+        T += 1
+    return T
+
+
+def check(
+    model: Any,
+    task: Any = None,
+    *,
+    max_prompt_length: int = 4,
+    tau: float = 0.0,
+    num_inputs: int = 2000,
+    length: int = 16,
+    certificate_length: int | None = None,
+    max_inputs: int = 1024,
+    seed: int = 0,
+    tol: float | None = None,
+) -> Report:
+    """Check the paper's conditions for ``model`` (and ``task`` when given).
+
+    For an :class:`hmmtune.HMM`: chain structure; Theorem H (``rank W = m``, and the task
+    in the row space of W with a verified witness head and its tolerated pretraining
+    error); when the task is not in the row space, the LP certificate on concrete inputs;
+    Theorem P (shortest prompt and smallest support, witness prompt and head verified
+    with the exact prompted oracle); and, for a parametric model, the degeneracy loci.
+    For a :class:`hmmtune.MemoryHMM`: Theorem M (per-local-state rank, the flattened
+    condition beside it, anchors and leave-one-out stability on samples).
+
+    Args:
+        model: an HMM or a MemoryHMM.
+        task: a :class:`~hmmtune.analysis.task.TaskSpec`, a dict in the task-file format,
+            an object with ``weights``/``cell``, or a 1-D ``mu``; None checks the task-free
+            conditions only.
+        max_prompt_length: longest prompt K searched.
+        tau: transition entries at or below tau count as zero in the prompt search
+            (tolerance mode for dense but peaked transitions); 0 is exact.
+        num_inputs: sampled inputs used to verify witnesses and measure margins.
+        length: length T of those inputs.
+        certificate_length: input length of the LP certificate (default: the largest
+            T <= 6 with n^T <= ``max_inputs``, so every input of that length is used).
+        max_inputs: above this many inputs the LP uses a sample instead of [n]^T.
+        seed: seed for sampled inputs.
+        tol: singular-value tolerance of numerical ranks (default: numpy's rule).
+
+    Returns:
+        A :class:`~hmmtune.analysis.report.Report`.
+    """
+    spec = as_task_spec(task)
+    from ..models.memory import MemoryHMM
+
+    settings = {
+        "max_prompt_length": max_prompt_length,
+        "tau": tau,
+        "num_inputs": num_inputs,
+        "length": length,
+        "seed": seed,
+        "tol": tol,
+    }
+    name = getattr(model, "name", None) or "model"
+    if isinstance(model, MemoryHMM):
+        conds = [C.chain_condition(_chain_view(model), tau)]
+        conds += C.memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
+        shape = {
+            "num_cells": model.num_cells,
+            "num_values": model.num_values,
+            "num_local_states": model.num_local_states,
+            "num_tokens": model.num_tokens,
+        }
+        return Report(name, "memory_hmm", shape, spec.to_dict() if spec else None, conds, settings)
+    if not isinstance(model, HMM):
+        raise TypeError(f"check needs an hmmtune.HMM or MemoryHMM, got {type(model).__name__}")
+    conds = [C.chain_condition(model, tau)]
+    head = C.head_condition(model, spec, num_inputs=num_inputs, length=length, seed=seed, tol=tol)
+    conds += head
+    support = None
+    if spec is not None:
+        if head[-1].holds is False:
+            T = certificate_length or default_certificate_length(model.num_tokens, max_inputs)
+            settings["certificate_length"] = T
+            conds.append(C.head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
+        prompt = C.prompt_condition(
+            model, spec, max_prompt_length=max_prompt_length, tau=tau, num_inputs=num_inputs, length=length, seed=seed, tol=tol
+        )
+        conds.append(prompt)
+        support = prompt.witness.get("support") if prompt.holds else None
+    if getattr(model, "parameters", None):
+        conds += C.parametric_conditions(model, support)
+    shape = {"num_states": model.num_states, "num_tokens": model.num_tokens}
+    return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings)
+
+
+class _chain_view:
+    """The Z-chain of a memory model seen as (initial, transition) for chain facts."""
+
+    def __init__(self, model):
+        self.initial = model.initial
+        self.transition = model.transition
+        self.exact = None
+        self.num_states = model.initial.shape[0]
