@@ -1,0 +1,268 @@
+"""Head tuning: a linear probe on frozen features (THEORY.md 4).
+
+A head is ``f(x) = argmax_c (weight @ G(x) + bias)_c``; for two classes this is
+``1[b . G(x) + c >= 0]`` with ``b = weight[1] - weight[0]``, ``c = bias[1] - bias[0]``.
+It is fitted by logistic regression (cross-entropy), full-batch L-BFGS by default,
+optional L2 on the weights, early stopping on the validation split.
+
+Features are standardised internally (per coordinate, with the training split's mean and
+standard deviation). This is an invertible affine map, so the set of linear heads is
+unchanged; it only conditions the optimisation (features of near-deterministic HMMs
+vary on very different scales). The returned head acts on the raw features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+import torch.nn.functional as F
+
+from ._train import TrainLog, train
+
+__all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy"]
+
+
+def accuracy(predictions: Tensor, labels: Tensor) -> float:
+    """Fraction of equal entries."""
+    return float((predictions == labels).double().mean()) if len(labels) else float("nan")
+
+
+@dataclass
+class LinearHead:
+    """A linear head on features of dimension ``n``.
+
+    Attributes:
+        weight: (C, n).
+        bias: (C,).
+    """
+
+    weight: Tensor
+    bias: Tensor
+
+    @classmethod
+    def binary(cls, b: Any, c: Any = 0.0) -> "LinearHead":
+        """The head ``1[b . G + c >= 0]``."""
+        b = torch.as_tensor(b, dtype=torch.float64)
+        c = torch.as_tensor(c, dtype=torch.float64).reshape(())
+        return cls(torch.stack([torch.zeros_like(b), b]), torch.stack([torch.zeros_like(c), c]))
+
+    @classmethod
+    def from_init(cls, init: Any, num_classes: int) -> "LinearHead":
+        """Accept a :class:`LinearHead`, a tuple ``(b, c)`` / ``(weight, bias)``, or any
+        object with attributes ``b`` (and optionally ``c``), such as a witness returned by
+        :mod:`hmmtune.analysis`."""
+        if isinstance(init, LinearHead):
+            head = init
+        else:
+            if isinstance(init, (tuple, list)) and len(init) == 2:
+                b, c = init
+            elif hasattr(init, "b"):
+                b, c = init.b, getattr(init, "c", 0.0)
+                c = 0.0 if c is None else c
+            else:
+                raise TypeError(f"cannot read an initial head from {type(init).__name__}: give (b, c) or a LinearHead")
+            b = torch.as_tensor(b, dtype=torch.float64)
+            if b.dim() == 1:
+                head = cls.binary(b, c)
+            else:
+                head = cls(b, torch.as_tensor(c, dtype=torch.float64).reshape(-1).expand(b.shape[0]).clone())
+        if head.weight.shape[0] != num_classes:
+            raise ValueError(f"initial head has {head.weight.shape[0]} classes, the labels have {num_classes}")
+        return head
+
+    @property
+    def num_classes(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def b(self) -> Tensor:
+        """``weight[1] - weight[0]`` (two classes)."""
+        self._binary()
+        return self.weight[1] - self.weight[0]
+
+    @property
+    def c(self) -> Tensor:
+        """``bias[1] - bias[0]`` (two classes)."""
+        self._binary()
+        return self.bias[1] - self.bias[0]
+
+    def _binary(self):
+        if self.num_classes != 2:
+            raise ValueError(f"b and c are defined for two classes; this head has {self.num_classes}")
+
+    def logits(self, features: Tensor) -> Tensor:
+        """(B, n) features -> (B, C) scores."""
+        return features @ self.weight.to(features.dtype).T + self.bias.to(features.dtype)
+
+    def predict(self, features: Tensor) -> Tensor:
+        """(B, n) -> (B,) classes; for two classes ``1[b . G + c >= 0]``."""
+        if self.num_classes == 2:
+            return (features @ self.b.to(features.dtype) + self.c.to(features.dtype) >= 0).long()
+        return self.logits(features).argmax(-1)
+
+    def accuracy(self, features: Tensor, labels: Tensor) -> float:
+        return accuracy(self.predict(features), labels)
+
+
+@dataclass
+class HeadFit:
+    """Result of :func:`fit_head`.
+
+    Attributes:
+        head: the fitted :class:`LinearHead` (on raw features).
+        train_accuracy, val_accuracy: accuracies of ``head`` (val: NaN without a split).
+        log: the optimiser's :class:`~hmmtune.tuning._train.TrainLog`.
+    """
+
+    head: LinearHead
+    train_accuracy: float
+    val_accuracy: float
+    log: TrainLog
+
+
+class _Standardizer:
+    """Per-coordinate affine map ``z = (f - mean) / scale`` over the last axis."""
+
+    def __init__(self, features: Tensor, enabled: bool = True):
+        flat = features.reshape(-1, features.shape[-1])
+        d = flat.shape[-1]
+        if enabled and flat.shape[0] > 1:
+            self.mean = flat.mean(0)
+            std = flat.std(0)
+            self.scale = torch.where(std > 0, std, torch.ones_like(std))
+        else:
+            self.mean = torch.zeros(d, dtype=flat.dtype)
+            self.scale = torch.ones(d, dtype=flat.dtype)
+
+    def __call__(self, features: Tensor) -> Tensor:
+        return (features - self.mean) / self.scale
+
+    def to_z(self, head: LinearHead) -> tuple[Tensor, Tensor]:
+        """Raw head (weight, bias) -> the same head on standardised features."""
+        w = head.weight * self.scale
+        return w, head.bias + head.weight @ self.mean
+
+    def to_raw(self, w: Tensor, c: Tensor) -> LinearHead:
+        w_raw = w / self.scale
+        return LinearHead(w_raw.detach().clone(), (c - w_raw @ self.mean).detach().clone())
+
+
+def _num_classes(labels: Tensor, num_classes: int | None) -> int:
+    k = int(labels.max()) + 1 if len(labels) else 2
+    if num_classes is None:
+        return max(2, k)
+    if k > num_classes:
+        raise ValueError(f"labels go up to {k - 1} but num_classes = {num_classes}")
+    return num_classes
+
+
+def _check_xy(features: Tensor, labels: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    f = torch.as_tensor(features)
+    if not torch.is_floating_point(f):
+        f = f.double()
+    y = torch.as_tensor(labels).long()
+    if f.dim() < 2 or f.shape[0] != y.shape[0] or y.dim() != 1:
+        raise ValueError(f"{name}: features (B, ...) and labels (B,) disagree: {tuple(f.shape)} vs {tuple(y.shape)}")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError(f"{name}: features must be finite")
+    return f, y
+
+
+def fit_head(
+    features: Tensor,
+    labels: Tensor,
+    val_features: Tensor | None = None,
+    val_labels: Tensor | None = None,
+    *,
+    num_classes: int | None = None,
+    l2: float = 0.0,
+    init: Any = None,
+    standardize: bool = True,
+    method: str = "lbfgs",
+    max_iter: int = 1000,
+    check_every: int = 25,
+    patience: int = 4,
+    lr: float = 0.01,
+    epochs: int = 100,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> HeadFit:
+    """Fit a linear head by logistic regression (THEORY.md 4).
+
+    Args:
+        features: (B, n) frozen features (``G_0`` from :meth:`hmmtune.OracleMLM.mask_prediction`,
+            or any feature tensor).
+        labels: (B,) classes ``0..C-1``.
+        val_features, val_labels: the validation split for early stopping (optional).
+        num_classes: C (default: from the labels, at least 2).
+        l2: weight of ``l2 / 2 * ||w||^2`` on the (standardised) weights; the bias is free.
+        init: initial head: a :class:`LinearHead`, ``(b, c)``, or an object with
+            attributes ``b`` and ``c`` (e.g. the witness of :mod:`hmmtune.analysis`).
+            Default: zeros.
+        standardize: standardise features internally (see the module docstring).
+        method: ``"lbfgs"`` (full batch, to convergence) or ``"adam"`` (``lr``, ``epochs``,
+            ``batch_size``: the paper's schedule).
+        max_iter, check_every, patience: L-BFGS budget, validation period, early stopping.
+
+    Returns:
+        :class:`HeadFit`.
+    """
+    X, y = _check_xy(features, labels, "fit_head")
+    X = X.reshape(X.shape[0], -1)
+    has_val = val_features is not None and val_labels is not None
+    if has_val:
+        Xv, yv = _check_xy(val_features, val_labels, "fit_head (validation)")
+        Xv = Xv.reshape(Xv.shape[0], -1).to(X.dtype)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    st = _Standardizer(X, standardize)
+    Z = st(X)
+    Zv = st(Xv) if has_val else None
+    n = X.shape[1]
+    if init is None:
+        w0, c0 = torch.zeros(C, n, dtype=X.dtype), torch.zeros(C, dtype=X.dtype)
+    else:
+        w0, c0 = st.to_z(LinearHead.from_init(init, C))
+    # Two classes: one free logit row (logistic regression); row 0 stays at zero.
+    free = slice(1, 2) if C == 2 else slice(0, C)
+    w = (w0[free] - (w0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
+    c = (c0[free] - (c0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
+
+    def full(wf, cf):
+        if C == 2:
+            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
+        return wf, cf
+
+    def loss_on(Zs, ys):
+        W, bias = full(w, c)
+        return F.cross_entropy(Zs @ W.T + bias, ys)
+
+    def loss_fn(idx):
+        Zs, ys = (Z, y) if idx is None else (Z[idx], y[idx])
+        loss = loss_on(Zs, ys)
+        if l2:
+            loss = loss + 0.5 * l2 * (w * w).sum()
+        return loss
+
+    def evaluate():
+        head = st.to_raw(*full(w, c))
+        return head.accuracy(Xv, yv), float(loss_on(Zv, yv))
+
+    log = train(
+        [w, c],
+        loss_fn,
+        X.shape[0],
+        evaluate if has_val else None,
+        method=method,
+        max_iter=max_iter,
+        check_every=check_every,
+        patience=patience,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    head = st.to_raw(*full(w.detach(), c.detach()))
+    return HeadFit(head, head.accuracy(X, y), head.accuracy(Xv, yv) if has_val else float("nan"), log)

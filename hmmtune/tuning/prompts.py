@@ -1,0 +1,198 @@
+"""Prompt tuning through the exact prompted oracle (THEORY.md 5).
+
+``k`` soft tokens ``z_1..z_k`` are prepended to ``[MASK] x_1..x_T``; each is an arbitrary
+nonnegative likelihood row ``u_j`` over the hidden states. The prompted features are
+``G_0^u(x) = W P_u(H_0 | z, x)`` with ``P_u(H_0 | z, x)`` proportional to
+``r(u) * beta_0(x)``; ``beta_0(x)`` does not depend on the prompt, so it is computed once
+per input (:meth:`hmmtune.OracleMLM.encode`) and every training step only recomputes the
+``k``-step prompt prior ``r(u)`` and a (B, m) product.
+
+Parametrisation: ``u_j = exp(theta_j - max_h theta_j[h])`` (floored at 1e-200): nonnegative by construction,
+at least one entry 1 per row (the row's scale cancels in ``r(u)``), and a state can be
+switched off smoothly by driving its ``theta`` down, which is what the proof of Theorem P
+does. ``theta = 0`` (all-ones rows) is the default start.
+
+Prompt and head are fitted jointly (cross-entropy, L-BFGS by default), starting from a
+given head (e.g. the one :func:`hmmtune.tuning.fit_head` found without a prompt) or zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+import torch.nn.functional as F
+
+from ..oracle import MaskMessages, OracleMLM
+from ._train import TrainLog, train
+from .heads import LinearHead, _num_classes, _Standardizer, accuracy
+
+__all__ = ["PromptFit", "fit_prompt", "prompt_features", "prompt_from_logits", "DEFAULT_PROMPT_TOKENS"]
+
+#: The paper's number of soft prompt tokens.
+DEFAULT_PROMPT_TOKENS = 20
+
+_U_LOG_FLOOR = -460.0  # exp(-460) ~ 1e-200: the smallest weight a prompt entry gets
+
+
+def prompt_from_logits(theta: Tensor) -> Tensor:
+    """``u = exp(max(theta - rowmax(theta), -460))``: (k, m) logits -> (k, m) rows in
+    ``[1e-200, 1]``. The floor keeps every state reachable in floating point, so no input
+    ever gets probability zero during training."""
+    return torch.exp((theta - theta.max(-1, keepdim=True).values.detach()).clamp_min(_U_LOG_FLOOR))
+
+
+def prompt_features(oracle: OracleMLM, messages: Any, prompt: Tensor | None) -> Tensor:
+    """``G_0^u`` for every input, (B, n); ``messages`` are tokens or :class:`MaskMessages`."""
+    return oracle.mask_prediction(messages, prompt)
+
+
+@dataclass
+class PromptFit:
+    """Result of :func:`fit_prompt`.
+
+    Attributes:
+        prompt: (k, m) the fitted soft-token rows ``u`` (nonnegative, max 1 per row).
+        head: the :class:`LinearHead` on the prompted features ``G_0^u``.
+        train_accuracy, val_accuracy: accuracies of the pair (val: NaN without a split).
+        log: the optimiser's log.
+    """
+
+    prompt: Tensor
+    head: LinearHead
+    train_accuracy: float
+    val_accuracy: float
+    log: TrainLog
+
+    def predict(self, oracle: OracleMLM, messages: Any) -> Tensor:
+        """Classes of inputs (tokens or :class:`MaskMessages`)."""
+        with torch.no_grad():
+            return self.head.predict(prompt_features(oracle, messages, self.prompt))
+
+    def accuracy(self, oracle: OracleMLM, messages: Any, labels: Tensor) -> float:
+        return accuracy(self.predict(oracle, messages), torch.as_tensor(labels))
+
+
+def fit_prompt(
+    oracle: OracleMLM,
+    messages: Any,
+    labels: Tensor,
+    val_messages: Any = None,
+    val_labels: Tensor | None = None,
+    *,
+    num_prompt_tokens: int = DEFAULT_PROMPT_TOKENS,
+    num_classes: int | None = None,
+    init_head: Any = None,
+    init_prompt: Tensor | None = None,
+    l2: float = 0.0,
+    standardize: bool = True,
+    method: str = "lbfgs",
+    max_iter: int = 1000,
+    check_every: int = 25,
+    patience: int = 4,
+    lr: float = 0.01,
+    epochs: int = 100,
+    batch_size: int = 128,
+    seed: int = 0,
+) -> PromptFit:
+    """Fit ``k`` soft prompt tokens and a linear head jointly (THEORY.md 5).
+
+    Args:
+        oracle: the perfect masked LM of the (vanilla) model.
+        messages: training inputs, (B, T) tokens or :class:`MaskMessages` from
+            ``oracle.encode`` (reused, never recomputed).
+        labels: (B,) classes.
+        val_messages, val_labels: validation split for early stopping (optional).
+        num_prompt_tokens: k (the paper: 20).
+        init_head: initial head on the prompted features (see
+            :meth:`LinearHead.from_init`); default zeros.
+        init_prompt: (k, m) nonnegative initial rows ``u`` (e.g. a Theorem P witness);
+            default all ones. Entries are floored at ``exp(-460)``, about 1e-200.
+        l2, standardize, method, max_iter, check_every, patience, lr, epochs,
+            batch_size, seed: as in :func:`hmmtune.tuning.fit_head`. Features are
+            standardised with the statistics of the *initial* prompted training features.
+
+    Returns:
+        :class:`PromptFit`.
+    """
+    m = oracle.model.num_states
+    dtype = oracle.model.dtype
+    msgs = oracle.encode(messages)
+    y = torch.as_tensor(labels).long()
+    if msgs.backward.shape[0] != y.shape[0]:
+        raise ValueError(f"{msgs.backward.shape[0]} inputs but {y.shape[0]} labels")
+    has_val = val_messages is not None and val_labels is not None
+    if has_val:
+        vmsgs = oracle.encode(val_messages)
+        yv = torch.as_tensor(val_labels).long()
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+
+    if init_prompt is None:
+        if num_prompt_tokens < 1:
+            raise ValueError(f"num_prompt_tokens must be at least 1, got {num_prompt_tokens}")
+        theta0 = torch.zeros(num_prompt_tokens, m, dtype=dtype)
+    else:
+        u0 = oracle._check_prompt(init_prompt).detach()
+        theta0 = u0.log().clamp_min(_U_LOG_FLOOR)
+    theta = theta0.clone().requires_grad_(True)
+
+    with torch.no_grad():
+        st = _Standardizer(prompt_features(oracle, msgs, prompt_from_logits(theta)), standardize)
+    n = st.mean.shape[0]
+    if init_head is None:
+        w0, c0 = torch.zeros(C, n, dtype=dtype), torch.zeros(C, dtype=dtype)
+    else:
+        w0, c0 = st.to_z(LinearHead.from_init(init_head, C))
+    if C == 2:
+        w = (w0[1:] - w0[0]).clone().requires_grad_(True)
+        c = (c0[1:] - c0[0]).clone().requires_grad_(True)
+    else:
+        w, c = w0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
+
+    def full(wf, cf):
+        if C == 2:
+            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
+        return wf, cf
+
+    def logits(ms: MaskMessages):
+        W, bias = full(w, c)
+        return st(prompt_features(oracle, ms, prompt_from_logits(theta))) @ W.T + bias
+
+    def loss_fn(idx):
+        if idx is None:
+            loss = F.cross_entropy(logits(msgs), y)
+        else:
+            loss = F.cross_entropy(logits(MaskMessages(msgs.backward[idx])), y[idx])
+        if l2:
+            loss = loss + 0.5 * l2 * (w * w).sum()
+        return loss
+
+    def current() -> tuple[Tensor, LinearHead]:
+        return prompt_from_logits(theta).detach(), st.to_raw(*full(w.detach(), c.detach()))
+
+    def evaluate():
+        u, head = current()
+        acc = accuracy(head.predict(prompt_features(oracle, vmsgs, u)), yv)
+        return acc, float(F.cross_entropy(logits(vmsgs), yv))
+
+    log = train(
+        [theta, w, c],
+        loss_fn,
+        y.shape[0],
+        evaluate if has_val else None,
+        method=method,
+        max_iter=max_iter,
+        check_every=check_every,
+        patience=patience,
+        lr=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    u, head = current()
+    with torch.no_grad():
+        train_acc = accuracy(head.predict(prompt_features(oracle, msgs, u)), y)
+        val_acc = accuracy(head.predict(prompt_features(oracle, vmsgs, u)), yv) if has_val else float("nan")
+    return PromptFit(u, head, train_acc, val_acc, log)
