@@ -120,7 +120,7 @@ def brute_masked_posterior(pi, A, B, x) -> np.ndarray:
     return out
 
 
-def _downstream_joint(pi, A, B, x, prompt=None, skip=()):
+def downstream_joint(pi, A, B, x, prompt=None, skip=()):
     """Paths over ``[prompt positions] [MASK at 0] x_1..x_T``.
 
     The chain starts at the first column from ``pi``; the prompt rows multiply as
@@ -142,13 +142,13 @@ def _downstream_joint(pi, A, B, x, prompt=None, skip=()):
 
 def brute_mask_posterior(pi, A, B, x, prompt=None) -> np.ndarray:
     """P(H_0 | x_1..x_T) (or with soft-token positions -k..-1), shape (m,)."""
-    paths, w, col = _downstream_joint(pi, A, B, x, prompt)
+    paths, w, col = downstream_joint(pi, A, B, x, prompt)
     return np.bincount(paths[:, col], weights=w, minlength=len(pi)) / w.sum()
 
 
 def brute_mask_prediction(pi, A, B, x, prompt=None) -> np.ndarray:
     """P(X_0 = v | x_1..x_T), shape (n,): marginalise the mask's token directly."""
-    paths, w, col = _downstream_joint(pi, A, B, x, prompt)
+    paths, w, col = downstream_joint(pi, A, B, x, prompt)
     # sum over paths and over the mask's token v of w * B[h_0, v] 1[v]
     return (w[:, None] * B[paths[:, col]]).sum(0) / w.sum()
 
@@ -158,7 +158,7 @@ def brute_token_predictions(pi, A, B, x) -> np.ndarray:
     T = len(x)
     out = np.zeros((T, B.shape[1]))
     for i in range(T):
-        paths, w, col = _downstream_joint(pi, A, B, x, skip={i})
+        paths, w, col = downstream_joint(pi, A, B, x, skip={i})
         out[i] = (w[:, None] * B[paths[:, col + 1 + i]]).sum(0) / w.sum()
     return out
 
@@ -168,7 +168,7 @@ def brute_token_posteriors(pi, A, B, x) -> np.ndarray:
     T = len(x)
     out = np.zeros((T, len(pi)))
     for i in range(T):
-        paths, w, col = _downstream_joint(pi, A, B, x, skip={i})
+        paths, w, col = downstream_joint(pi, A, B, x, skip={i})
         out[i] = np.bincount(paths[:, col + 1 + i], weights=w, minlength=len(pi)) / w.sum()
     return out
 
@@ -212,6 +212,21 @@ def numpy_forward_log_prob(pi, A, B, x) -> float:
         alpha /= c
         lp += np.log(c)
     return float(lp)
+
+
+# --------------------------------------------------------------------------- threads
+@pytest.fixture(scope="module")
+def torch_single_thread():
+    """Run a module's tests with one torch thread (restored afterwards).
+
+    The recursions are long chains of tiny ops; on a loaded machine two OpenMP threads
+    stall for seconds at a time, while one thread takes milliseconds. Opt in with
+    ``pytestmark = pytest.mark.usefixtures("torch_single_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------- long run

@@ -27,15 +27,33 @@ def as_float_tensor(name: str, value: Any, dtype: torch.dtype | None, device) ->
         dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float64
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    return t.to(dtype=dtype, device=device)
+    # copy: the model owns its parameters (the caller's array may change later)
+    return t.to(dtype=dtype, device=device, copy=True)
+
+
+def input_resolution(value: Any) -> torch.dtype | None:
+    """``torch.float32`` when ``value`` holds numbers of at most single precision
+    (their rows cannot sum to 1 within 1e-9, even once widened), else None."""
+    dt = getattr(value, "dtype", None)
+    if dt in (torch.float32, torch.float16, torch.bfloat16):
+        return torch.float32
+    if isinstance(value, np.ndarray) and dt in (np.float32, np.float16):
+        return torch.float32
+    return None
 
 
 def _index_str(idx: Sequence[int]) -> str:
     return "[" + ", ".join(str(int(i)) for i in idx) + "]"
 
 
-def check_probabilities(name: str, t: Tensor, ndim: int, row_name: str = "row") -> None:
-    """Finite, nonnegative, last axis sums to 1 (relative tolerance 1e-9)."""
+def check_probabilities(
+    name: str, t: Tensor, ndim: int, row_name: str = "row", resolution: torch.dtype | None = None
+) -> None:
+    """Finite, nonnegative, last axis sums to 1 (relative tolerance 1e-9).
+
+    ``resolution``: the precision the numbers came in at (default ``t.dtype``); float32
+    inputs are checked at float32 resolution even when stored in float64.
+    """
     if t.dim() != ndim:
         raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
     if t.numel() == 0 or t.shape[-1] == 0:
@@ -50,7 +68,8 @@ def check_probabilities(name: str, t: Tensor, ndim: int, row_name: str = "row") 
         raise ValueError(f"{name}{_index_str(idx)} is negative ({t[tuple(idx)].item()!r})")
     sums = t.to(torch.float64).sum(-1)
     # float32 storage cannot hold sums to 1e-9: widen to its own resolution.
-    rtol = max(ROW_SUM_RTOL, 8 * torch.finfo(t.dtype).eps * t.shape[-1]) if t.dtype != torch.float64 else ROW_SUM_RTOL
+    res = t.dtype if resolution is None else resolution
+    rtol = max(ROW_SUM_RTOL, 8 * torch.finfo(res).eps * t.shape[-1]) if res != torch.float64 else ROW_SUM_RTOL
     bad = (sums - 1).abs() > rtol
     if bool(bad.any()):
         idx = torch.nonzero(bad)[0].tolist() if bad.dim() else []
