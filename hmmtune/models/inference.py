@@ -39,6 +39,7 @@ __all__ = [
     "hmm_posterior",
     "hmm_masked_posterior",
     "hmm_start_backward",
+    "TokenLikelihoods",
 ]
 
 
@@ -240,21 +241,128 @@ def _normalise(x: Tensor) -> Tensor:
     return x / x.sum(-1, keepdim=True)
 
 
-def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods: Tensor) -> Tensor:
+class TokenLikelihoods(NamedTuple):
+    """Observed tokens together with the emission matrix, read lazily.
+
+    Accepted as ``likelihoods`` by :func:`hmm_posterior`, :func:`hmm_masked_posterior`
+    and :func:`hmm_start_backward`: they then gather ``emission[:, tokens[:, t]]`` one
+    position at a time instead of reading a (B, T, m) tensor, which saves building
+    that tensor (time and memory). The results are the same as with
+    ``emission_likelihoods(emission, tokens)``.
+
+    Attributes:
+        emission: (m, n) emission matrix.
+        tokens: (B, T) integer tensor with values in ``[0, n)``.
+    """
+
+    emission: Tensor
+    tokens: Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(B, T, m), the shape of the likelihood tensor this stands for."""
+        return (*self.tokens.shape, self.emission.shape[0])
+
+
+class _Columns:
+    """Per-position likelihoods ``L[:, t]`` (B, m) from a (B, T, m) tensor or a
+    :class:`TokenLikelihoods`. A returned column may be overwritten by the next call."""
+
+    def __init__(self, likelihoods):
+        if isinstance(likelihoods, TokenLikelihoods):
+            emission, tokens = likelihoods
+            B, T = tokens.shape
+            m = emission.shape[0]
+            self._table = emission.T.contiguous()  # (n, m)
+            self._tokens = tokens.T.contiguous()  # (T, B)
+            self._buf = torch.empty(B, m, dtype=emission.dtype, device=emission.device)
+            self._tensor = None
+            self.dtype, self.device = emission.dtype, emission.device
+        else:
+            B, T, m = likelihoods.shape
+            self._tensor = likelihoods
+            self.dtype, self.device = likelihoods.dtype, likelihoods.device
+        self.shape = (B, T, m)
+
+    def __call__(self, t: int) -> Tensor:
+        if self._tensor is not None:
+            return self._tensor[:, t]
+        return torch.index_select(self._table, 0, self._tokens[t], out=self._buf)
+
+
+def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> Tensor:
+    """Fused forward-backward for :func:`hmm_posterior` / :func:`hmm_masked_posterior`.
+
+    Performs exactly the arithmetic of :func:`hmm_forward`, :func:`hmm_backward` and
+    the final normalisation, but keeps one (T, B, m) buffer instead of five: the forward
+    pass writes the filtered (or predicted) rows into the output, the backward pass
+    keeps only the current message and multiplies it in place. Reads each likelihood
+    column directly (no transposed copy), so peak memory is about one output tensor.
+    """
+    col = _Columns(likelihoods)
+    B, T, m = col.shape
+    opts = dict(dtype=col.dtype, device=col.device)
+    out = torch.empty(T, B, m, **opts)
+    norms = torch.empty(T, B, 1, **opts)
+    pred = torch.empty(B, m, **opts)  # a fresh buffer: it is overwritten in place
+    pred.copy_(initial)
+    tmp = torch.empty(B, m, **opts)
+    for t in range(T):
+        lt = col(t)
+        if masked:
+            out[t].copy_(pred)
+            torch.mul(pred, lt, out=tmp)
+            torch.sum(tmp, -1, keepdim=True, out=norms[t])
+            if t + 1 < T:
+                tmp.div_(norms[t])
+                torch.matmul(tmp, transition, out=pred)
+        else:
+            ft = out[t]
+            torch.mul(pred, lt, out=ft)
+            torch.sum(ft, -1, keepdim=True, out=norms[t])
+            ft.div_(norms[t])
+            if t + 1 < T:
+                torch.matmul(ft, transition, out=pred)
+    _raise_zero(norms.squeeze(-1), "forward pass")
+
+    bnorms = torch.ones(T, B, 1, **opts)
+    beta = torch.full((B, m), 1.0 / m, **opts)
+    pnorm = torch.empty(B, 1, **opts)
+    At = transition.T
+    for t in range(T - 1, -1, -1):
+        ot = out[t]
+        ot.mul_(beta)
+        torch.sum(ot, -1, keepdim=True, out=pnorm)
+        ot.div_(pnorm)
+        if t > 0:
+            torch.mul(col(t), beta, out=tmp)
+            torch.matmul(tmp, At, out=beta)
+            torch.sum(beta, -1, keepdim=True, out=bnorms[t - 1])
+            beta.div_(bnorms[t - 1])
+    _raise_zero(bnorms.squeeze(-1), "backward pass")
+    return out.transpose(0, 1)
+
+
+def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
     """Smoothed posteriors ``P(H_t | x_{0:T-1})``.
 
+    Proportional to ``filtered_t * beta_t`` (:func:`hmm_forward`, :func:`hmm_backward`),
+    computed in one fused pass that holds a single (B, T, m) buffer.
+
     Args:
-        initial: (m,); transition: (m, m); likelihoods: (B, T, m).
+        initial: (m,); transition: (m, m); likelihoods: (B, T, m) tensor or
+            :class:`TokenLikelihoods`.
 
     Returns:
         (B, T, m), each row on the simplex.
+
+    Raises:
+        ZeroProbabilityError: a sequence has probability zero.
     """
-    fwd = hmm_forward(initial, transition, likelihoods)
-    beta = hmm_backward(transition, likelihoods)
-    return _normalise(fwd.filtered * beta)
+    return _smooth(initial, transition, likelihoods, masked=False)
 
 
-def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods: Tensor) -> Tensor:
+def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
     """Leave-one-out posteriors ``P(H_t | x with position t left out)`` (THEORY.md 2).
 
     Proportional to ``predicted_t * beta_t``: the forward prediction from
@@ -264,32 +372,46 @@ def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods: Tenso
     Args:
         initial: (m,) law of the first state (use ``initial @ transition`` for a
             downstream input whose position 0 is a mask, see :class:`hmmtune.OracleMLM`).
-        transition: (m, m); likelihoods: (B, T, m).
+        transition: (m, m); likelihoods: (B, T, m) tensor or :class:`TokenLikelihoods`.
 
     Returns:
         (B, T, m), each row on the simplex.
+
+    Raises:
+        ZeroProbabilityError: a sequence has probability zero.
     """
-    fwd = hmm_forward(initial, transition, likelihoods)
-    beta = hmm_backward(transition, likelihoods)
-    return _normalise(fwd.predicted * beta)
+    return _smooth(initial, transition, likelihoods, masked=True)
 
 
-def hmm_start_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
+def hmm_start_backward(transition: Tensor, likelihoods) -> Tensor:
     """Backward message to a mask placed before the observed tokens (THEORY.md 2).
 
     For observed ``x_1..x_T`` (stored at indices 0..T-1 of ``likelihoods``) this is
     ``beta_0 = transition @ (L_1 * beta_1)``, normalised: ``beta_0[h]`` is proportional to
     ``P(x_1..x_T | H_0 = h)``. It does not depend on the law of ``H_0``, so it is
-    computed once per input and reused for every prompt.
+    computed once per input and reused for every prompt. Only the current message is
+    kept (memory (B, m), not (B, T, m)).
 
     Args:
-        transition: (m, m); likelihoods: (B, T, m).
+        transition: (m, m); likelihoods: (B, T, m) tensor or :class:`TokenLikelihoods`.
 
     Returns:
         (B, m) normalised ``beta_0``.
     """
-    beta = hmm_backward(transition, likelihoods)
-    b0 = (likelihoods[:, 0] * beta[:, 0]) @ transition.T
-    norms = b0.sum(-1)
-    _raise_zero(norms[None, :], "backward pass to the mask")
-    return b0 / norms[:, None]
+    col = _Columns(likelihoods)
+    B, T, m = col.shape
+    opts = dict(dtype=col.dtype, device=col.device)
+    norms = torch.ones(T, B, 1, **opts)
+    beta = torch.full((B, m), 1.0 / m, **opts)
+    tmp = torch.empty(B, m, **opts)
+    At = transition.T
+    for t in range(T - 1, 0, -1):
+        torch.mul(col(t), beta, out=tmp)
+        torch.matmul(tmp, At, out=beta)
+        torch.sum(beta, -1, keepdim=True, out=norms[t - 1])
+        beta.div_(norms[t - 1])
+    _raise_zero(norms.squeeze(-1), "backward pass")
+    b0 = (col(0) * beta) @ At
+    total = b0.sum(-1)
+    _raise_zero(total[None, :], "backward pass to the mask")
+    return b0 / total[:, None]
