@@ -164,9 +164,14 @@ class MemoryHMM:
             paper's ``W`` is its transpose.
         num_cells: N. Optional: it follows from the shapes (``len(initial) / S``); when
             given it must agree.
-        dtype, device, exact, name, description: as for :class:`hmmtune.HMM`; ``exact``
-            holds sympy matrices ``memory_prior`` (N, V), ``initial``, ``transition`` and
-            ``emission`` (V * S, n).
+        dtype: ``torch.float64`` (default, unless all tensors passed are float32) or
+            ``torch.float32``.
+        device: any torch device.
+        exact: optional dict of sympy matrices with the exact entries: ``memory_prior``
+            (N, V), ``initial``, ``transition`` and ``emission`` (V * S, n) (set by
+            :meth:`from_json`).
+        name: free text carried through JSON.
+        description: free text carried through JSON.
 
     Raises:
         ValueError: naming the array, row and value when an entry is non-finite or
