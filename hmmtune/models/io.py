@@ -16,7 +16,9 @@ Every entry is a JSON number or a string holding an exact rational or decimal
 (integers or such strings), the model keeps sympy matrices of the exact values in
 ``HMM.exact`` next to the float tensors; a single JSON float (``0.3``) makes the model
 numerical, because a binary float is never silently taken as exact.
-Exact rows must sum to exactly 1.
+Exact rows must sum to exactly 1. An optional ``"dtype": "float32"`` (written for float32
+models) says the numbers are float32 values: their rows are then checked at float32
+resolution instead of 1e-9, and the model loads as float32 unless ``dtype=`` says otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sympy
+import torch
 
 __all__ = [
     "ModelFileError",
@@ -201,6 +205,10 @@ def hmm_to_json(hmm, path=None, *, exact: bool | None = None, indent: int | None
             M = hmm.exact[key]
             data[key] = [[format_entry(M[i, j]) for j in range(M.cols)] for i in range(M.rows)]
     else:
+        if hmm.dtype != torch.float64:
+            # float32 rows sum to 1 only to float32 resolution: say so, or the file
+            # would fail the 1e-9 check when loaded (see hmm_from_json)
+            data["dtype"] = "float32"
         data["initial"] = hmm.initial.double().cpu().tolist()
         data["transition"] = hmm.transition.double().cpu().tolist()
         data["emission"] = hmm.emission.double().cpu().tolist()
@@ -253,6 +261,14 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
         for k, M in exact.items():
             check_exact_rows(label, k, M, ndim=1 if k == "initial" else 2)
     floats = {k: f for k, (f, _) in parsed.items()}
+    precision = data.get("dtype")
+    if precision is not None:
+        if precision not in ("float32", "float64"):
+            raise ModelFileError(f"{label}: field 'dtype' must be \"float32\" or \"float64\", got {precision!r}")
+        if precision == "float32" and exact is None:
+            # numbers written from float32: validate them at float32 resolution
+            floats = {k: np.asarray(f, dtype=np.float32) for k, f in floats.items()}
+            dtype = torch.float32 if dtype is None else dtype
     if exact is not None:
         floats = {k: ([float(v) for v in exact[k]] if k == "initial" else [[float(v) for v in row] for row in exact[k].tolist()]) for k in exact}
     model = _wrap_value_error(
