@@ -47,13 +47,14 @@ def exact_mask_posterior(exact: dict, tokens: Sequence[int]) -> list[sympy.Ratio
     """
     A = to_fmpq_mat(exact["transition"])
     E = to_fmpq_mat(exact["emission"])
-    pi = [exact["initial"][i] for i in range(A.nrows())]
     m = A.nrows()
+    P = to_fmpq_mat(exact["initial"])
+    pi = [_fmpq_to_sympy(P[i, 0] if P.ncols() == 1 else P[0, i]) for i in range(m)]
     beta = flint.fmpq_mat(m, 1, [1] * m)
     for x in reversed(list(tokens)):
         v = flint.fmpq_mat(m, 1, [E[h, int(x)] * beta[h, 0] for h in range(m)])
         beta = A * v
-    w = [sympy.Rational(pi[h]) * _fmpq_to_sympy(beta[h, 0]) for h in range(m)]
+    w = [pi[h] * _fmpq_to_sympy(beta[h, 0]) for h in range(m)]
     total = sum(w)
     if total == 0:
         raise ValueError(f"input {list(tokens)} has probability zero after the mask")
@@ -151,7 +152,7 @@ def _exact_farkas(support: list[int], s: np.ndarray, exact_features) -> dict[int
 
 
 def best_linear_accuracy(
-    features: np.ndarray, labels: np.ndarray, *, margin: float = 1e-4, time_limit: float = 20.0
+    features: np.ndarray, labels: np.ndarray, *, margin: float = 1e-4, time_limit: float = 5.0
 ) -> tuple[float, bool]:
     """Accuracy of the best linear head ``1[b . G + c >= 0]`` found by a mixed-integer program.
 
@@ -180,7 +181,7 @@ def best_linear_accuracy(
     lb = np.concatenate([-np.ones(n + 1), np.zeros(K)])
     ub = np.concatenate([np.ones(n + 1), np.ones(K)])
     integrality = np.concatenate([np.zeros(n + 1), np.ones(K)])
-    res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit})
+    res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit, "disp": False})
     if res.x is None:
         return float("nan"), False
     b, c = res.x[:n], res.x[n]

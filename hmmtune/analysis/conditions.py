@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import flint
 import numpy as np
 import sympy
 import torch
@@ -24,7 +25,7 @@ from ..models.io import format_entry
 from ..oracle import OracleMLM
 from . import graph as _graph
 from .certificates import all_inputs, best_linear_accuracy, exact_mask_posterior, linear_separability
-from .linalg import exact_min_norm_preimage, exact_rank, numerical_rank, rank_facts
+from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
 
 __all__ = [
@@ -76,6 +77,8 @@ class Condition:
 
 
 def _fmt(v: Any) -> Any:
+    if isinstance(v, flint.fmpq):
+        v = _fmpq_to_sympy(v)
     if isinstance(v, sympy.Basic):
         return format_entry(v)
     return float(v)
@@ -89,15 +92,43 @@ def _W(model: HMM) -> np.ndarray:
     return model.emission.detach().double().cpu().numpy().T
 
 
-def _W_exact(model: HMM):
-    return model.exact["emission"].T if _is_exact(model) else None
-
-
 def _is_exact(model: HMM) -> bool:
-    ex = getattr(model, "exact", None)
-    if not ex:
-        return False
-    return all(not getattr(ex[k], "free_symbols", set()) for k in ("initial", "transition", "emission"))
+    """The model carries exact rational entries (parametric models are taken at their value)."""
+    return bool(getattr(model, "exact", None))
+
+
+def _exact_mats(model) -> dict | None:
+    """FLINT copies of the exact matrices, cached on the model: ``initial`` (m x 1),
+    ``transition`` (m x m), ``emission`` (m x n), ``W`` = emission^T (n x m)."""
+    if not _is_exact(model):
+        return None
+    cache = getattr(model, "_flint_cache", None)
+    if cache is None or cache[0] is not model.exact:
+        mats = {k: to_fmpq_mat(model.exact[k]) for k in ("initial", "transition", "emission")}
+        mats["W"] = mats["emission"].transpose()
+        cache = (model.exact, mats)
+        model._flint_cache = cache
+    return cache[1]
+
+
+def _W_exact(model: HMM):
+    mats = _exact_mats(model)
+    return mats["W"] if mats else None
+
+
+def _cols(M: flint.fmpq_mat, cols: list[int]) -> flint.fmpq_mat:
+    """Columns ``cols`` of a FLINT matrix."""
+    r = M.nrows()
+    return flint.fmpq_mat(r, len(cols), [M[i, j] for i in range(r) for j in cols])
+
+
+def _check_preimage(Wk: flint.fmpq_mat, b: list, target: list) -> None:
+    """Independent exact check that ``Wk^T b = target`` (by multiplication)."""
+    bf = flint.fmpq_mat(1, len(b), [to_fmpq_mat([[v]])[0, 0] for v in b])
+    prod = bf * Wk
+    tf = to_fmpq_mat([list(target)])
+    if any(prod[0, i] != tf[0, i] for i in range(len(target))):
+        raise AssertionError("internal error: exact head witness failed its check")
 
 
 # ----------------------------------------------------------------- sampling
@@ -179,17 +210,14 @@ def head_condition(
     heads = []
     ok = True
     if use_exact:
-        Wk = model.exact["emission"].T[:, list(keep)]
+        Wk = _cols(_W_exact(model), [int(h) for h in keep])
         for row in diffs:
             target = [row[h] for h in keep]
             b = exact_min_norm_preimage(Wk, target)
             if b is None:
                 ok = False
                 break
-            # Independent check: multiply back.
-            check = (sympy.Matrix([b]) * Wk).tolist()[0]
-            if any(check[i] != target[i] for i in range(len(target))):
-                raise AssertionError("internal error: exact head witness failed its check")
+            _check_preimage(Wk, b, target)
             heads.append(b)
         method = "exact"
     else:
@@ -197,7 +225,7 @@ def head_condition(
         _, used_tol, s = numerical_rank(Wk, tol)
         for row in np.atleast_2d(diffs):
             target = row[keep]
-            b, *_ = np.linalg.lstsq(Wk, target, rcond=None)
+            b, *_ = np.linalg.lstsq(Wk.T, target, rcond=None)
             resid = float(np.abs(Wk.T @ b - target).max())
             scale = max(1.0, float(np.abs(target).max()))
             if resid > 1e-9 * scale * max(1.0, float(np.abs(b).max())):
@@ -296,6 +324,7 @@ def head_certificate(
     G = p0 @ model.emission.detach().double().cpu().numpy()
     exact = _is_exact(model)
     classes = sorted(set(labels.tolist()))
+    mats = _exact_mats(model)
     E = model.exact["emission"] if exact else None
 
     for a_i in range(len(classes)):
@@ -306,13 +335,13 @@ def head_certificate(
             y = (labels[idx] == cb).astype(int)
 
             def exact_feature(i, idx=idx):
-                p = exact_mask_posterior(model.exact, X[idx[i]].tolist())
+                p = exact_mask_posterior(mats, X[idx[i]].tolist())
                 return [sum(E[h, t] * p[h] for h in range(model.num_states)) for t in range(n)]
 
             res = linear_separability(feats, y, exact_features=exact_feature if exact else None)
             if not res.separable:
                 acc = None
-                if best_accuracy and len(X) <= 5000:
+                if best_accuracy and len(X) <= 1000:
                     acc, optimal = best_linear_accuracy(G, labels) if len(classes) == 2 else (None, False)
                 weights = [
                     {"input": X[idx[i]].tolist(), "label": int(labels[idx[i]]), "weight": _fmt(w)}
@@ -387,8 +416,9 @@ def prompt_condition(
     exact = _is_exact(model) and tau == 0
     init = model.initial.detach().double().cpu().numpy()
     R = _relevant_states(task, init)
-    trans = model.exact["transition"] if exact else model.transition.detach().double().cpu().numpy()
-    initial = model.exact["initial"] if exact else init
+    mats = _exact_mats(model) if exact else None
+    trans = mats["transition"] if exact else model.transition.detach().double().cpu().numpy()
+    initial = [mats["initial"][h, 0] for h in range(m)] if exact else init
     G = _graph.transition_graph(trans, tau)
     start = _graph.support(list(initial), 0)
     W = _W(model)
@@ -397,7 +427,7 @@ def prompt_condition(
     def full_rank(S: frozenset[int]) -> bool:
         cols = sorted(S)
         if Wex is not None:
-            return exact_rank(Wex[:, cols]) == len(cols)
+            return exact_rank(_cols(Wex, cols)) == len(cols)
         return numerical_rank(W[:, cols], tol)[0] == len(cols)
 
     seen_layers: list[frozenset[int]] = []
@@ -446,13 +476,12 @@ def prompt_condition(
     for row in np.atleast_2d(np.array(diffs, dtype=object)):
         target = [(row[h] * initial[h] / r[h]) if (row[h] != 0 and h in R) else 0 for h in Scols]
         if exact and task.exact is not None:
-            b = exact_min_norm_preimage(Wex[:, Scols], target)
-            check = (sympy.Matrix([b]) * Wex[:, Scols]).tolist()[0]
-            if any(check[i] != target[i] for i in range(len(Scols))):
-                raise AssertionError("internal error: exact prompt head failed its check")
+            WS = _cols(Wex, Scols)
+            b = exact_min_norm_preimage(WS, target)
+            _check_preimage(WS, b, target)
         else:
             tgt = np.array([float(t) for t in target])
-            b, *_ = np.linalg.lstsq(W[:, Scols], tgt, rcond=None)
+            b, *_ = np.linalg.lstsq(W[:, Scols].T, tgt, rcond=None)
         heads.append(b)
     # Verify on sampled inputs with the exact prompted oracle of the true model.
     oracle = OracleMLM(model)
@@ -516,13 +545,15 @@ def _prompt_prior(model: HMM, u_rows, exact: bool) -> list:
     """``r(u)``: exact rationals for exact models, floats otherwise (not normalised)."""
     m = model.num_states
     if exact:
-        A = model.exact["transition"]
-        a = [model.exact["initial"][h] * u_rows[0][h] for h in range(m)]
+        mats = _exact_mats(model)
+        A = mats["transition"]
+        a = flint.fmpq_mat(1, m, [mats["initial"][h, 0] * u_rows[0][h] for h in range(m)])
         for row in u_rows[1:]:
-            a = [sum(a[i] * A[i, j] for i in range(m)) * row[j] for j in range(m)]
-        r = [sum(a[i] * A[i, j] for i in range(m)) for j in range(m)]
-        total = sum(r)
-        return [v / total for v in r]
+            a = a * A
+            a = flint.fmpq_mat(1, m, [a[0, j] * row[j] for j in range(m)])
+        r = a * A
+        total = sum((r[0, j] for j in range(m)), flint.fmpq(0))
+        return [_fmpq_to_sympy(r[0, j] / total) for j in range(m)]
     u = torch.tensor(u_rows, dtype=model.dtype)
     return OracleMLM(model).prompt_prior(u).detach().double().cpu().numpy().tolist()
 
@@ -531,8 +562,9 @@ def _prompt_prior(model: HMM, u_rows, exact: bool) -> list:
 def chain_condition(model: HMM, tau: float = 0.0) -> Condition:
     """Markov-chain facts (a report section, not a condition of the theorems)."""
     exact = _is_exact(model) and tau == 0
-    trans = model.exact["transition"] if exact else model.transition.detach().double().cpu().numpy()
-    init = model.exact["initial"] if exact else model.initial.detach().double().cpu().numpy()
+    mats = _exact_mats(model) if exact else None
+    trans = mats["transition"] if exact else model.transition.detach().double().cpu().numpy()
+    init = [mats["initial"][h, 0] for h in range(model.num_states)] if exact else model.initial.detach().double().cpu().numpy()
     cs = _graph.chain_structure(trans, init, tau)
     parts = [f"{len(cs.components)} strongly connected component(s)"]
     parts.append("irreducible" + (" and aperiodic" if cs.aperiodic else "") if cs.irreducible else f"{len(cs.attracting)} attracting")

@@ -29,7 +29,8 @@ __all__ = [
 
 def support(vec: Sequence, tau: float = 0.0) -> frozenset[int]:
     """Indices whose entries exceed ``tau`` (exact sympy entries compare exactly)."""
-    return frozenset(i for i, v in enumerate(vec) if v > tau)
+    thr = 0 if tau == 0 else tau  # exact entries (sympy, FLINT) compare with the integer 0
+    return frozenset(i for i, v in enumerate(vec) if v > thr)
 
 
 def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
@@ -42,9 +43,10 @@ def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
     m = len(rows)
     G = nx.DiGraph()
     G.add_nodes_from(range(m))
+    thr = 0 if tau == 0 else tau
     for i, row in enumerate(rows):
         for j, a in enumerate(row):
-            if a > tau:
+            if a > thr:
                 G.add_edge(i, j)
     return G
 
@@ -114,7 +116,7 @@ def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
     periods = [component_period(G, c) for c in comps]
     attracting_sets = [set(c) for c in nx.attracting_components(G)]
     attracting = [i for i, c in enumerate(comps) if set(c) in attracting_sets]
-    start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0.0)
+    start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0)
     reach: set[int] = set(start)
     for s in start:
         reach |= nx.descendants(G, s)
