@@ -551,3 +551,34 @@ def test_hmm_backward_scaled_and_allow_zero():
     np.testing.assert_allclose(fwd.log_prob[0].item(), math.log((init.numpy() * L[0, 0] * ref[0, 0]).sum()), rtol=1e-12)
     with pytest.raises(hmmtune.ZeroProbabilityError):
         inference.hmm_forward(init, torch.tensor(A), torch.tensor(L))
+
+
+# --------------------------------------------------------------------------- properties
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    N=st.integers(1, 3),
+    V=st.integers(1, 3),
+    S=st.integers(1, 2),
+    n=st.integers(1, 4),
+    T=st.integers(1, 5),
+    seed=st.integers(0, 2**16),
+    zeros=st.booleans(),
+)
+def test_property_agrees_with_flattened_hmm_on_any_shape(N, V, S, n, T, seed, zeros):
+    arrays = random_memory_arrays(N, V, S, n, seed, zeros)
+    model = MemoryHMM(*arrays)
+    x = model.sample(3, T, seed=seed).tokens
+    hmm = model.to_hmm()
+    res = model.infer(x, ("memory", "posterior", "masked_emission_posterior", "masked_memory"))
+    np.testing.assert_allclose(res.log_prob.numpy(), hmm.log_prob(x).numpy(), rtol=1e-10, atol=1e-12)
+    configs, flat_c, flat_z, flat_row = _flat_maps(N, V, S)
+    loo = hmm.masked_posterior(x).numpy()
+    np.testing.assert_allclose(res.masked_emission_posterior.numpy(), _aggregate(loo, flat_row, V * S), atol=1e-10)
+    np.testing.assert_allclose(res.posterior.numpy(), _aggregate(hmm.posterior(x).numpy(), flat_z, N * S), atol=1e-10)
+    # Posteriors are distributions.
+    np.testing.assert_allclose(res.memory.sum(-1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(res.masked_memory.sum(-1).numpy(), 1.0, rtol=1e-12)
