@@ -201,9 +201,9 @@ class OracleMLM:
         model = self.model
         joint = self._memory_mask_joint(x, prompt, chunk_size)  # (B, C, K)
         B = joint.shape[0]
-        read = model._read_index().expand(B, -1, -1).reshape(B, -1)
+        read = model._read_index().expand(B, -1, -1).reshape(B, model.num_flat_states)
         out = torch.zeros(B, model.num_values * model.num_local_states, dtype=joint.dtype, device=joint.device)
-        return out.scatter_add(1, read, joint.reshape(B, -1))
+        return out.scatter_add(1, read, joint.reshape(B, model.num_flat_states))
 
     def token_posteriors(self, x: Any, chunk_size: int | None = None) -> Tensor:
         """``P(H_t | x_{-t})`` at every position of a downstream input, shape (B, T, m).

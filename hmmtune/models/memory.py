@@ -526,7 +526,7 @@ class MemoryHMM:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         start = self.initial @ self.transition if after_mask else self.initial
         parts = []
-        for lo in range(0, B, chunk_size):
+        for lo in range(0, max(B, 1), chunk_size):  # an empty batch still runs once
             try:
                 parts.append(self._infer_chunk(tokens[lo : lo + chunk_size], start, want))
             except inference.ZeroProbabilityError as exc:

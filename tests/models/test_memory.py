@@ -582,3 +582,11 @@ def test_property_agrees_with_flattened_hmm_on_any_shape(N, V, S, n, T, seed, ze
     # Posteriors are distributions.
     np.testing.assert_allclose(res.memory.sum(-1).numpy(), 1.0, rtol=1e-12)
     np.testing.assert_allclose(res.masked_memory.sum(-1).numpy(), 1.0, rtol=1e-12)
+
+
+def test_empty_batch_gives_empty_results():
+    model = hmmtune.load_example("memory")
+    x = torch.zeros(0, 5, dtype=torch.long)
+    res = model.infer(x, ALL_OUTPUTS)
+    assert res.memory.shape == (0, 2, 2) and res.masked_emission_posterior.shape == (0, 5, 4)
+    assert hmmtune.OracleMLM(model).mask_prediction(x).shape == (0, 3)
