@@ -88,7 +88,8 @@ def check(
     if not isinstance(model, HMM):
         raise TypeError(f"check needs an hmmtune.HMM or MemoryHMM, got {type(model).__name__}")
     conds = [C.chain_condition(model, tau)]
-    head = C.head_condition(model, spec, num_inputs=num_inputs, length=length, seed=seed, tol=tol)
+    ev = C.evidence(model, num_inputs, length, seed) if spec is not None else None
+    head = C.head_condition(model, spec, num_inputs=num_inputs, length=length, seed=seed, tol=tol, inputs=ev)
     conds += head
     support = None
     if spec is not None:
@@ -97,7 +98,16 @@ def check(
             settings["certificate_length"] = T
             conds.append(C.head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
         prompt = C.prompt_condition(
-            model, spec, max_prompt_length=max_prompt_length, tau=tau, num_inputs=num_inputs, length=length, seed=seed, tol=tol
+            model,
+            spec,
+            max_prompt_length=max_prompt_length,
+            tau=tau,
+            num_inputs=num_inputs,
+            length=length,
+            seed=seed,
+            tol=tol,
+            inputs=ev,
+            known_ranks={frozenset(range(model.num_states)): head[0].witness["rank"]},
         )
         conds.append(prompt)
         support = prompt.witness.get("support") if prompt.holds else None

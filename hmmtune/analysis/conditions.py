@@ -35,6 +35,8 @@ __all__ = [
     "prompt_condition",
     "chain_condition",
     "sample_downstream",
+    "Evidence",
+    "evidence",
     "task_margin",
 ]
 
@@ -139,6 +141,27 @@ def sample_downstream(model: HMM, num_inputs: int, length: int, seed: int = 0) -
     return tokens[:, 1:]
 
 
+@dataclass
+class Evidence:
+    """Sampled downstream inputs with their cached backward messages and ``P(H_0 | x)``.
+
+    Built once by :func:`evidence` and shared by the head and prompt checks.
+    """
+
+    inputs: torch.Tensor
+    messages: Any
+    mask_posterior: np.ndarray
+
+
+def evidence(model: HMM, num_inputs: int, length: int, seed: int = 0) -> Evidence:
+    """Sample ``num_inputs`` downstream inputs of ``length`` tokens and compute their
+    backward messages and mask posteriors once."""
+    oracle = OracleMLM(model)
+    x = sample_downstream(model, num_inputs, length, seed)
+    msgs = oracle.encode(x)
+    return Evidence(x, msgs, oracle.mask_posterior(msgs).double().cpu().numpy())
+
+
 def task_margin(scores: np.ndarray) -> np.ndarray:
     """Per-input margin of ``scores`` (N, C) = ``weights @ p``: top score minus the
     runner-up (for two classes ``|mu . p|``)."""
@@ -162,6 +185,7 @@ def head_condition(
     length: int = 16,
     seed: int = 0,
     tol: float | None = None,
+    inputs: Evidence | None = None,
 ) -> list[Condition]:
     """Theorem H: ``rank W = m`` and, for a task, the task in the row space of W.
 
@@ -246,9 +270,9 @@ def head_condition(
         )
         return out
     Bh = np.array([[float(v) for v in b] for b in heads])  # (C-1, n)
-    x = sample_downstream(model, num_inputs, length, seed)
-    oracle = OracleMLM(model)
-    p0 = oracle.mask_posterior(x).double().cpu().numpy()
+    ev = inputs or evidence(model, num_inputs, length, seed)
+    num_inputs, length = ev.inputs.shape
+    p0 = ev.mask_posterior
     scores = p0 @ task.weights.T
     labels = scores.argmax(1)
     margins = task_margin(scores)
@@ -402,6 +426,8 @@ def prompt_condition(
     seed: int = 0,
     tol: float | None = None,
     exact_limit: int = 16,
+    inputs: Evidence | None = None,
+    known_ranks: dict | None = None,
 ) -> Condition:
     """Theorem P: a prompt of length k <= K whose support S = Succ(D) covers the relevant
     states R with W[:, S] of full column rank; builds and verifies (u, b).
@@ -424,8 +450,12 @@ def prompt_condition(
     W = _W(model)
     Wex = _W_exact(model) if exact else None
 
+    ranks = dict(known_ranks or {})
+
     def full_rank(S: frozenset[int]) -> bool:
         cols = sorted(S)
+        if S in ranks:
+            return ranks[S] == len(cols)
         if Wex is not None:
             return exact_rank(_cols(Wex, cols)) == len(cols)
         return numerical_rank(W[:, cols], tol)[0] == len(cols)
@@ -485,9 +515,9 @@ def prompt_condition(
         heads.append(b)
     # Verify on sampled inputs with the exact prompted oracle of the true model.
     oracle = OracleMLM(model)
-    x = sample_downstream(model, num_inputs, length, seed)
-    msgs = oracle.encode(x)
-    p0 = oracle.mask_posterior(msgs).double().cpu().numpy()
+    ev = inputs or evidence(model, num_inputs, length, seed)
+    num_inputs, length = ev.inputs.shape
+    msgs, p0 = ev.messages, ev.mask_posterior
     scores = p0 @ task.weights.T
     labels = scores.argmax(1)
     clear = task_margin(scores) > 1e-12

@@ -39,11 +39,15 @@ def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
     Args:
         transition: (m, m) array-like, or a sympy Matrix of exact entries.
     """
+    G = nx.DiGraph()
+    thr = 0 if tau == 0 else tau
+    if isinstance(transition, np.ndarray):
+        G.add_nodes_from(range(transition.shape[0]))
+        G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(transition > thr))))
+        return G
     rows = transition.tolist() if hasattr(transition, "tolist") else transition
     m = len(rows)
-    G = nx.DiGraph()
     G.add_nodes_from(range(m))
-    thr = 0 if tau == 0 else tau
     for i, row in enumerate(rows):
         for j, a in enumerate(row):
             if a > thr:
