@@ -30,7 +30,6 @@ inference refuses, with :class:`InferenceTooLargeError`, when a single sequence 
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Sequence
 
 import torch
@@ -505,8 +504,10 @@ class MemoryHMM:
             :class:`MemoryInference`.
 
         Raises:
-            InferenceTooLargeError: one sequence needs ``V^N * N * S * T`` entries above
-                ``max_elements``; raised before anything is allocated.
+            InferenceTooLargeError: one sequence needs more than ``max_elements``
+                entries in a working tensor (``V^N * N * S * T``; ``V^N * N * S`` when
+                only ``log_prob`` and ``memory`` are asked for, which keep no messages);
+                raised before anything is allocated.
             ZeroProbabilityError: a sequence has probability zero under the model.
         """
         outputs = tuple(outputs)
