@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import inference
-from ._checks import as_float_tensor, as_tokens, check_probabilities
+from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
 from .hmm import HMM, _cumulative, _sample_categorical
 
 __all__ = [
@@ -198,15 +198,16 @@ class MemoryHMM:
         prior = as_float_tensor("memory_prior", memory_prior, dtype, device)
         self.initial = as_float_tensor("initial", initial, dtype, device)
         self.transition = as_float_tensor("transition", transition, dtype, device)
+        emission_in = emission
         emission = as_float_tensor("emission", emission, dtype, device)
         if prior.dim() not in (1, 2):
             raise ValueError(f"memory_prior must have shape (V,) or (N, V), got {tuple(prior.shape)}")
-        check_probabilities("memory_prior", prior, prior.dim())
-        check_probabilities("initial", self.initial, 1)
-        check_probabilities("transition", self.transition, 2)
+        check_probabilities("memory_prior", prior, prior.dim(), resolution=input_resolution(memory_prior))
+        check_probabilities("initial", self.initial, 1, resolution=input_resolution(initial))
+        check_probabilities("transition", self.transition, 2, resolution=input_resolution(transition))
         if emission.dim() not in (2, 3):
             raise ValueError(f"emission must have shape (V, S, n) or (V * S, n), got {tuple(emission.shape)}")
-        check_probabilities("emission", emission, emission.dim())
+        check_probabilities("emission", emission, emission.dim(), resolution=input_resolution(emission_in))
         V = prior.shape[-1]
         K = self.initial.shape[0]
         if emission.dim() == 3:
@@ -779,6 +780,8 @@ def memory_hmm_to_json(model: MemoryHMM, path=None, *, exact: bool | None = None
         em = rows(ex["emission"])
         data["emission"] = [em[v * S : (v + 1) * S] for v in range(V)]
     else:
+        if model.dtype != torch.float64:
+            data["dtype"] = "float32"  # rows sum to 1 at float32 resolution only
         prior = model.memory_prior.double().cpu().tolist()
         data["memory_prior"] = prior[0] if model.shared_prior else prior
         data["initial"] = model.initial.double().cpu().tolist()
@@ -802,13 +805,15 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
 
     Fields: ``memory_prior`` (V,) or (N, V); ``initial`` (N*S,); ``transition``
     (N*S, N*S); ``emission`` (V, S, n) or (V*S, n); optional ``num_cells``, ``name``,
-    ``description``. Entries follow the HMM rules (JSON numbers, or strings with exact
+    ``description``, and ``dtype`` (``"float32"``, written for float32 models: rows are
+    then checked at float32 resolution and the model loads as float32). Entries follow the HMM rules (JSON numbers, or strings with exact
     rationals such as ``"1/3"``); when every entry is exact the model keeps sympy
     matrices in ``exact`` and exact rows must sum to exactly 1.
 
     Raises:
         ModelFileError: naming the file and the field.
     """
+    import numpy as np
     import sympy
 
     from .io import ModelFileError, _wrap_value_error, load_json_source, parse_entries
@@ -828,6 +833,14 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
         ndim = d if d in dims else dims[-1]
         parsed[field] = (ndim, parse_entries(data, field, ndim, label))
     floats = {k: f for k, (_, (f, _)) in parsed.items()}
+    precision = data.get("dtype")
+    if precision is not None:
+        if precision not in ("float32", "float64"):
+            raise ModelFileError(f"{label}: field 'dtype' must be \"float32\" or \"float64\", got {precision!r}")
+        if precision == "float32" and not all(ex is not None for _, (_, ex) in parsed.values()):
+            # numbers written from float32: validate them at float32 resolution
+            floats = {k: np.asarray(f, dtype=np.float32) for k, f in floats.items()}
+            dtype = torch.float32 if dtype is None else dtype
     model = _wrap_value_error(
         label,
         MemoryHMM,

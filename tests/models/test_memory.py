@@ -590,3 +590,16 @@ def test_empty_batch_gives_empty_results():
     res = model.infer(x, ALL_OUTPUTS)
     assert res.memory.shape == (0, 2, 2) and res.masked_emission_posterior.shape == (0, 5, 4)
     assert hmmtune.OracleMLM(model).mask_prediction(x).shape == (0, 3)
+
+
+def test_float32_models_validate_at_their_resolution_and_round_trip_through_json():
+    prior, initial, transition, emission = random_memory_arrays(2, 2, 2, 3, seed=1, zeros=False)
+    f32 = [np.asarray(a, dtype=np.float32) for a in (prior, initial, transition, emission)]
+    model = MemoryHMM(*f32, dtype=torch.float32)
+    assert model.dtype == torch.float32
+    text = model.to_json()
+    assert json.loads(text)["dtype"] == "float32"
+    back = load_model(text)
+    assert back.dtype == torch.float32 and torch.equal(back.emission, model.emission)
+    with pytest.raises(ModelFileError, match="'dtype'"):
+        load_model(dict(json.loads(text), dtype="float16"))
