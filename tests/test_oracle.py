@@ -272,3 +272,30 @@ def test_property_relabelling_states(case):
     np.testing.assert_allclose(t2, t1[..., perm], atol=1e-12)
     np.testing.assert_allclose(o2.token_predictions(x).numpy(), o1.token_predictions(x).numpy(), atol=1e-12)
     np.testing.assert_allclose(o2.mask_prediction(x).numpy().sum(-1), 1.0, atol=1e-12)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_oracle_on_device(device):
+    pi, A, B = np_params("m3n4")
+    x = _inputs("m3n4", 3)
+    oracle = OracleMLM(HMM(pi, A, B, device=device))
+    pred = oracle.mask_prediction(torch.as_tensor(x, device=device))
+    assert pred.device.type == device
+    np.testing.assert_allclose(pred.cpu().numpy(), [brute_mask_prediction(pi, A, B, s) for s in x], atol=1e-12)
+    tok = oracle.token_predictions(x)
+    assert tok.device.type == device
+    np.testing.assert_allclose(tok.cpu().numpy(), np.stack([brute_token_predictions(pi, A, B, s) for s in x]), atol=1e-12)
+    u0 = _prompt(3, 2, seed=3, zeros=False)
+    u = torch.tensor(u0, device=device, requires_grad=True)
+    got = oracle.mask_prediction(oracle.encode(x), prompt=u)
+    assert got.device.type == device
+    np.testing.assert_allclose(got.detach().cpu().numpy(), [brute_mask_prediction(pi, A, B, s, prompt=u0) for s in x], atol=1e-12)
+    got[:, 0].sum().backward()
+    assert u.grad is not None and u.grad.device.type == device and bool(torch.isfinite(u.grad).all())
+    # a prompt given as a plain list (on the CPU) is moved to the model's device
+    np.testing.assert_allclose(
+        oracle.mask_prediction(x, prompt=u0.tolist()).cpu().numpy(), got.detach().cpu().numpy(), atol=1e-12
+    )

@@ -90,18 +90,37 @@ def test_unsupported_dtype(dtype):
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("device", DEVICES)
-def test_device(device):
+def test_device(device, dtype):
+    from hmmtune import ZeroProbabilityError
+
+    from conftest import brute_masked_posterior, brute_posterior
+
     pi, a, b = np_params("m3n4")
-    hmm = HMM(pi, a, b, device=device)
-    assert hmm.device.type == device
-    x = torch.tensor([[0, 1, 2, 3], [3, 2, 2, 0]])
-    lp = hmm.log_prob(x)
-    post = hmm.posterior(x)
-    assert lp.device.type == device and post.device.type == device
-    np.testing.assert_allclose(lp.cpu().numpy(), [np.log(brute_prob(pi, a, b, s)) for s in x.numpy()], rtol=1e-12)
+    hmm = HMM(pi, a, b, device=device, dtype=dtype)
+    assert hmm.device.type == device and hmm.dtype == dtype
+    assert hmm.to(dtype=dtype).device.type == device
+    x = torch.tensor([[0, 1, 2, 3], [3, 2, 2, 0], [2, 2, 2, 2]])
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    lp, post, mpost = hmm.log_prob(x), hmm.posterior(x), hmm.masked_posterior(x.tolist())
+    for out in (lp, post, mpost):
+        assert out.device.type == device and out.dtype == dtype
+    np.testing.assert_allclose(
+        lp.cpu().numpy(), [np.log(brute_prob(pi, a, b, s)) for s in x.numpy()], rtol=tol * 10
+    )
+    np.testing.assert_allclose(post.cpu().numpy(), [brute_posterior(pi, a, b, s) for s in x.numpy()], atol=tol)
+    np.testing.assert_allclose(mpost.cpu().numpy(), [brute_masked_posterior(pi, a, b, s) for s in x.numpy()], atol=tol)
+    # chunks and zero-probability sequences behave the same on the device
+    np.testing.assert_allclose(hmm.posterior(x, chunk_size=1).cpu().numpy(), post.cpu().numpy(), atol=tol)
+    m2 = HMM(*np_params("m2n2"), device=device, dtype=dtype)
+    with pytest.raises(ZeroProbabilityError) as info:
+        m2.log_prob([[0, 1], [1, 1], [0, 0]], chunk_size=2)
+    assert info.value.index == 2
     tokens, states = hmm.sample(4, 3, seed=0)
-    assert tokens.shape == (4, 3)
+    assert tokens.shape == (4, 3) and tokens.dtype == torch.long
+    cpu_tokens, _ = HMM(pi, a, b, dtype=dtype).sample(4, 3, seed=0)
+    assert torch.equal(tokens.cpu(), cpu_tokens)  # the seed decides the draw, whatever the device
 
 
 # ------------------------------------------------------------------ validation
