@@ -143,6 +143,45 @@ def cmd_check(args) -> int:
     return report.exit_code
 
 
+def cmd_reproduce(args) -> int:
+    from tqdm import tqdm
+
+    from .experiments import run_sweep
+
+    if args.truncate and args.experiment != "exp1":
+        raise _CliError("--truncate reproduces the authors' input truncation of exp1; exp2 has none")
+    bar = tqdm(total=None, unit="run", desc=f"{args.experiment}", disable=args.no_progress or None)
+
+    def progress(p):
+        if bar.total is None:
+            bar.reset(total=p.total)
+        bar.update(1)
+        rec = p.record
+        bar.set_postfix_str(f"{rec['key'].rsplit('-', 1)[0]}{' (stored)' if p.resumed else ''}")
+
+    try:
+        result = run_sweep(
+            args.experiment,
+            seeds=args.seeds,
+            quick=args.quick,
+            truncate=args.truncate,
+            out=args.out,
+            jobs=args.jobs,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    print(result.table)
+    print(
+        f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} "
+        f"in {result.elapsed_s:.1f} s"
+    )
+    for what in ("table", "summary", "plot"):
+        if what in result.paths:
+            print(f"{what}: {result.paths[what]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hmmtune",
@@ -191,6 +230,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-T", "--length", type=_positive("-T"), default=8)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce one of the paper's experiments in oracle mode (table, JSON records, plot)",
+        description="Run (or resume) the paper's experiment 1 (head vs prompt tuning) or 2 (memory + attention vs "
+        "vanilla + linear head) on exact features. Each (configuration, seed) is saved as soon as it finishes, "
+        "so an interrupted sweep resumes where it stopped.",
+    )
+    p.add_argument("experiment", choices=["exp1", "exp2"])
+    p.add_argument("--seeds", type=_positive("--seeds"), default=None, metavar="N", help="seeds 0..N-1 (default: the paper's, 20 for exp1 and 5 for exp2; 3 / 2 with --quick)")
+    p.add_argument("--quick", action="store_true", help="small splits and short inputs: the same models, in seconds")
+    p.add_argument("--out", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes")
+    p.add_argument("--truncate", action="store_true", help="exp1: truncate inputs as the authors did (79 tokens, 59 with the prompt)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
