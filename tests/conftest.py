@@ -256,3 +256,14 @@ def long_run():
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread_for_the_suite():
+    """The whole suite runs with one torch thread: the recursions are chains of tiny ops,
+    for which a second thread only adds synchronisation (and stalls on a loaded machine).
+    Benchmarks under bench/ keep torch's default."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -62,15 +62,16 @@ def test_paper_transition_is_nearly_deterministic():
     assert np.median(maxima) > 0.99
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="THEORY.md 7 says every transition entry is > 0, but a mixture of m independent random "
-    "permutations leaves about 1/e of the entries exactly 0 (pairs (i, j) no permutation maps)",
-)
-def test_paper_transition_entries_all_positive():
-    for seed in range(5):
-        _, A, _ = _np(paper_hmm(10, seed=seed))
-        assert A.min() > 0
+def test_paper_transition_zero_fraction_matches_random_permutations():
+    """THEORY.md 7 calls every entry of the paper's transition positive, but a mixture of m
+    independent random permutation matrices leaves entry (i, j) uncovered with probability
+    (1 - 1/m)^m (about 1/e): the spec's claim does not follow from its construction. We keep
+    the construction and pin the measured zero fraction to that probability."""
+    m, seeds = 10, 60
+    zeros = np.mean([(_np(paper_hmm(m, seed=seed))[1] == 0).mean() for seed in range(seeds)])
+    expected = (1 - 1 / m) ** m
+    # standard error of the mean over 60 * 100 weakly dependent entries is about 0.01
+    assert abs(zeros - expected) < 0.04, (zeros, expected)
 
 
 def test_paper_hmm_seeds():
