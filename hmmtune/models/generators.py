@@ -25,8 +25,10 @@ def _rng(seed) -> np.random.Generator:
 
 def permutation_mixture(num_states: int, temp: float, rng: np.random.Generator) -> np.ndarray:
     """``sum_k w_k P_k`` over ``num_states`` random permutation matrices ``P_k`` with weights
-    ``w = softmax((U - 0.5) / temp)`` (THEORY.md 7). Doubly stochastic, every entry > 0
-    in exact arithmetic (float64 may round the smallest to 0)."""
+    ``w = softmax((U - 0.5) / temp)`` (THEORY.md 7). Doubly stochastic and peaked. An entry (i, j) that none
+    of the independent permutations maps is exactly 0: on average a fraction
+    ``(1 - 1/m)^m`` (about 1/e) of the entries, so THEORY.md 7's "all entries > 0" does not
+    hold for this construction; covered entries are positive (down to about 1e-44)."""
     w = _softmax((rng.random(num_states) - 0.5) / temp)
     A = np.zeros((num_states, num_states))
     rows = np.arange(num_states)
