@@ -522,14 +522,20 @@ def prompt_condition(
     labels = scores.argmax(1)
     clear = task_margin(scores) > 1e-12
     u = torch.tensor(u_rows, dtype=model.dtype)
-    post_u = oracle.mask_posterior(msgs, prompt=u).double().cpu().numpy()
+    # Prompted posterior, unnormalised: r(u) * beta_0. An input impossible from every
+    # state the prompt allows has p_0 = 0 on R, hence mu . p_0(x) = 0: a tie, left out.
+    w = (oracle.prompt_prior(u) * msgs.backward).detach().double().cpu().numpy()
+    totals = w.sum(1)
+    possible = totals > 0
+    clear &= possible
+    post_u = w / np.where(possible, totals, 1.0)[:, None]
     Gu = post_u @ model.emission.detach().double().cpu().numpy()
     Bh = np.array([[float(v) for v in b] for b in heads])
     pred = np.hstack([np.zeros((len(Gu), 1)), Gu @ Bh.T]).argmax(1)
     agree = float((pred == labels)[clear].mean()) if clear.any() else float("nan")
     outside = sorted(set(range(m)) - S)
     prior_leak = float(sum(float(r[h]) for h in outside))
-    post_leak = float(post_u[:, outside].sum(1).max()) if outside else 0.0
+    post_leak = float(post_u[possible][:, outside].sum(1).max()) if outside and possible.any() else 0.0
     witness = {
         "prompt_length": k,
         "D": sorted(D),

@@ -334,12 +334,6 @@ ZERO_SUPPORT = {
 }
 
 
-@pytest.mark.xfail(
-    reason="BUG: prompt_condition evaluates the prompted oracle on every sampled input and raises "
-    "ZeroProbabilityError when an input is impossible from every state of the support S; such inputs "
-    "are ties (mu . p_0 = 0) and should be left out (hmmtune check exits 2 'bad input' on a valid model)",
-    strict=True,
-)
 def test_prompt_condition_survives_inputs_impossible_from_the_support():
     # W = I (every condition holds); S = Succ({0}) = {0, 1} covers R = {0, 1}; inputs that
     # start with token 2 come from state 2 only, so the prompted posterior is 0/0 there,
