@@ -559,7 +559,12 @@ def prompt_condition(
         holds, how = True, "numerical" + ("" if searched_exact else ", heuristic search")
     expl = (
         f"a {k}-token prompt restricts the mask's state to S = {Scols} (covers R = {sorted(R)}), where W has "
-        f"independent columns: prompt tuning recovers F*; the witness agrees with {100 * agree:.1f}% of labels on {num_inputs} inputs"
+        f"independent columns: prompt tuning recovers F*; "
+        + (
+            f"the witness agrees with {100 * agree:.1f}% of labels on {int(clear.sum())} of {num_inputs} inputs (ties left out)"
+            if clear.any()
+            else f"all {num_inputs} sampled inputs are ties (mu . p_0 = 0), nothing to verify"
+        )
     )
     if tau > 0:
         expl += f"; prompted posterior mass outside S <= {post_leak:.2g} (prior leak {prior_leak:.2g})"
