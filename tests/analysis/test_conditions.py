@@ -239,7 +239,8 @@ def check_prompt_witness(pi, A, B, mu, w, T=3):
     piF, AF, BF = floats(pi), floats(A), floats(B)
     checked = 0
     for x in all_inputs(n, T):
-        p0 = brute_mask_posterior(piF, AF, BF, x)
+        with np.errstate(invalid="ignore"):
+            p0 = brute_mask_posterior(piF, AF, BF, x)
         if not np.all(np.isfinite(p0)):
             continue  # probability zero
         score = float(np.dot(mu, p0))
