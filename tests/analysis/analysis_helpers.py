@@ -119,3 +119,19 @@ def prompt_prior_exact(pi, A, u) -> list[Fraction]:
     r = [sum((a[i] * A[i][j] for i in range(m)), Fraction(0)) for j in range(m)]
     tot = sum(r, Fraction(0))
     return [v / tot for v in r]
+
+
+def backward_p0(pi, A, B, x: Sequence[int]) -> tuple[list[Fraction], Fraction]:
+    """``P(H_0 | x_1..x_T)`` exactly by the backward recursion of THEORY.md 1
+    (``beta_{t-1} = A (B[:, x_t] * beta_t)``) in Fractions: for inputs too long to
+    enumerate paths. Returns (posterior, total)."""
+    m = len(pi)
+    beta = [Fraction(1)] * m
+    for t in reversed(list(x)):
+        v = [B[h][t] * beta[h] for h in range(m)]
+        beta = [sum((A[i][j] * v[j] for j in range(m)), Fraction(0)) for i in range(m)]
+    w = [Fraction(pi[h]) * beta[h] for h in range(m)]
+    tot = sum(w, Fraction(0))
+    if tot == 0:
+        return [Fraction(0)] * m, tot
+    return [v / tot for v in w], tot

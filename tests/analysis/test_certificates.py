@@ -24,7 +24,7 @@ from hmmtune.analysis import head_certificate
 from hmmtune.analysis.certificates import all_inputs as lib_all_inputs
 from hmmtune.analysis.certificates import best_linear_accuracy, exact_mask_posterior, linear_separability
 
-from analysis_helpers import all_inputs, brute_p0, dot, exact_model, frac, mat_T_vec, to_fracs
+from analysis_helpers import all_inputs, backward_p0, brute_p0, dot, exact_model, frac, mat_T_vec, to_fracs
 from conftest import TINY_MODELS, np_params
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -40,7 +40,7 @@ def example_fracs(name):
     return model, pi, A, B
 
 
-def recheck_farkas(pi, A, B, weights_matrix, witness):
+def recheck_farkas(pi, A, B, weights_matrix, witness, posterior=brute_p0):
     """Exact re-check of a Farkas certificate from its witness dict."""
     ca, cb = witness["classes"]
     n = len(B[0])
@@ -50,7 +50,7 @@ def recheck_farkas(pi, A, B, weights_matrix, witness):
     for entry in witness["farkas"]:
         lam = frac(entry["weight"])  # exact rationals when verified exactly
         assert lam >= 0
-        p, Z = brute_p0(pi, A, B, entry["input"])
+        p, Z = posterior(pi, A, B, entry["input"])
         assert Z > 0, "the certificate rests on an impossible input"
         scores = [dot(row, p) for row in weights_matrix]
         best = max(scores)
@@ -76,6 +76,23 @@ def test_prompt_example_farkas_certificate_is_exact(T):
     assert c.holds is False and c.witness["verified"] == "exact"
     assert all(isinstance(e["weight"], (str, int)) for e in c.witness["farkas"])
     recheck_farkas(pi, A, B, [[0] * 5, mu], c.witness)
+
+
+def test_backward_reference_agrees_with_path_enumeration():
+    _, pi, A, B = example_fracs("prompt")
+    for x in all_inputs(2, 4):
+        assert backward_p0(pi, A, B, x) == brute_p0(pi, A, B, x)
+
+
+def test_certificate_on_sampled_inputs_is_exact():
+    # 2^10 inputs > max_inputs: the LP runs on a sample, the weights are still exact
+    model, pi, A, B = example_fracs("prompt")
+    mu = [1, -1, 0, 0, 0]
+    c = head_certificate(model, {"mu": mu}, length=10, max_inputs=100, num_samples=300, seed=1)
+    assert c.holds is False and c.witness["verified"] == "exact"
+    assert "sampled" in c.explanation and c.witness["num_inputs"] <= 300
+    assert all(len(e["input"]) == 10 for e in c.witness["farkas"])
+    recheck_farkas(pi, A, B, [[0] * 5, mu], c.witness, posterior=backward_p0)
 
 
 def test_multiclass_certificate_rests_on_one_pair_of_classes():

@@ -305,6 +305,78 @@ def test_prompt_example_witness_against_brute_force():
     check_prompt_witness(pi, A, B, mu, c.witness, T=4)
 
 
+def _prompt_example_floats():
+    model = hmmtune.load_example("prompt")
+    return (
+        model.initial.double().numpy(),
+        model.transition.double().numpy(),
+        model.emission.double().numpy(),
+    )
+
+
+def test_prompt_witness_on_a_float_model_against_brute_force():
+    pi, A, B = _prompt_example_floats()
+    model = HMM(pi, A, B)  # no exact entries: numerical mode
+    mu = np.array([1.0, -1.0, 0, 0, 0])
+    c = prompt_condition(model, mu, **FEW)
+    assert c.holds is True and c.method.startswith("numerical")
+    S = c.witness["support"]
+    u = np.array(c.witness["prompt"], dtype=float)
+    b = np.array(c.witness["head"][0], dtype=float)
+    r = pi * u[0]
+    for row in u[1:]:
+        r = (r @ A) * row
+    r = r @ A
+    r = r / r.sum()
+    np.testing.assert_allclose(c.witness["prior"], r, atol=1e-15)
+    np.testing.assert_allclose(B[S] @ b, (mu * pi)[S] / r[S], atol=1e-10)
+    for x in all_inputs(2, 4):
+        p0 = brute_mask_posterior(pi, A, B, x)
+        pu = brute_mask_posterior(pi, A, B, x, prompt=u)
+        score, head = mu @ p0, b @ (B.T @ pu)
+        if abs(score) > 1e-12:
+            assert np.sign(head) == np.sign(score), x
+
+
+def test_prompt_greedy_search_is_flagged_and_its_witness_still_works():
+    model = hmmtune.load_example("prompt")
+    ex = model.exact
+    pi = [frac(v) for v in ex["initial"]]
+    A = [[frac(v) for v in ex["transition"].row(i)] for i in range(5)]
+    B = [[frac(v) for v in ex["emission"].row(i)] for i in range(5)]
+    mu = [1, -1, 0, 0, 0]
+    c = prompt_condition(model, {"mu": mu}, exact_limit=0, **FEW)
+    # a support found by the greedy cover is still a proof (its witness is verified) ...
+    assert c.holds is True
+    check_prompt_witness(pi, A, B, mu, c.witness, T=3)
+    # ... but a failure after a greedy search is not definitive and says so
+    pi2, A2, B2 = np_params("m4n3")
+    c2 = prompt_condition(exact_model(pi2, A2, B2), {"mu": [1, -1, 1, -1]}, exact_limit=0, max_prompt_length=2, **FEW)
+    assert c2.holds is False and c2.witness["definitive"] is False and "heuristic" in c2.method
+
+
+def test_prompt_multiclass_witness_reproduces_argmax():
+    pi, A, B = _prompt_example_floats()
+    M = np.array([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0], [0.5, 0.5, 0, 0, 0]])
+    model = hmmtune.load_example("prompt")
+    c = prompt_condition(model, {"weights": [["1", 0, 0, 0, 0], [0, 1, 0, 0, 0], ["1/2", "1/2", 0, 0, 0]]}, **FEW)
+    assert c.holds is True and len(c.witness["head"]) == 2
+    u = np.array(c.witness["prompt"], dtype=float)
+    heads = np.array([[float(frac(v)) for v in row] for row in c.witness["head"]])
+    checked = 0
+    for x in all_inputs(2, 4):
+        p0 = brute_mask_posterior(pi, A, B, x)
+        scores = M @ p0
+        top = np.sort(scores)
+        if top[-1] - top[-2] < 1e-12:
+            continue
+        pu = brute_mask_posterior(pi, A, B, x, prompt=u)
+        pred = int(np.argmax(np.concatenate([[0.0], heads @ (B.T @ pu)])))
+        assert pred == int(np.argmax(scores)), x
+        checked += 1
+    assert checked >= 8
+
+
 def test_prompt_needs_two_tokens():
     # pi on state 0 only; 0 -> {1, 2}; 1 -> {3}; 2 -> {0, 3, 4}; 3, 4 -> {0, 1}.
     # R = {0}: one token gives Succ({0}) = {1, 2}, which misses 0; two tokens: D = {2}
