@@ -143,7 +143,48 @@ def cmd_check(args) -> int:
     return report.exit_code
 
 
+def _reproduce_learned(args) -> int:
+    """``reproduce --mode learned``: pretrain a transformer, tune on it (hmmtune.learned)."""
+    from tqdm import tqdm
+
+    from .learned.experiment import run_learned
+
+    for flag, bad in (("--truncate", args.truncate), ("--quick", args.quick), ("--jobs", args.jobs != 1)):
+        if bad:
+            raise _CliError(f"{flag} is an oracle-mode option; learned mode sizes its runs with --scale cpu|paper")
+    if args.scale == "paper" and not str(args.device or "").startswith("cuda"):
+        print("hmmtune: warning: --scale paper pretrains BERT-base; without --device cuda this takes days", file=sys.stderr)
+    bar = tqdm(total=None, unit="run", desc=f"{args.experiment} learned", disable=args.no_progress or None)
+
+    def progress(p):
+        if bar.total is None:
+            bar.reset(total=p.total)
+        bar.update(1)
+
+    try:
+        result = run_learned(
+            args.experiment,
+            scale=args.scale,
+            seeds=args.seeds,
+            device=args.device,
+            out=args.out,
+            threads=args.threads,
+            progress=progress,
+            show_progress=not args.no_progress,
+        )
+    finally:
+        bar.close()
+    print(result.table)
+    print(f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} in {result.elapsed_s:.1f} s")
+    for what in ("table", "summary", "plot"):
+        if what in result.paths:
+            print(f"{what}: {result.paths[what]}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
+    if getattr(args, "mode", "oracle") == "learned":
+        return _reproduce_learned(args)
     from tqdm import tqdm
 
     from .experiments import run_sweep
@@ -233,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "reproduce",
-        help="reproduce one of the paper's experiments in oracle mode (table, JSON records, plot)",
+        help="reproduce one of the paper's experiments in oracle or learned mode (table, JSON records, plot)",
         description="Run (or resume) the paper's experiment 1 (head vs prompt tuning) or 2 (memory + attention vs "
         "vanilla + linear head) on exact features. Each (configuration, seed) is saved as soon as it finishes, "
         "so an interrupted sweep resumes where it stopped.",
@@ -245,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes")
     p.add_argument("--truncate", action="store_true", help="exp1: truncate inputs as the authors did (79 tokens, 59 with the prompt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--mode", choices=["oracle", "learned"], default="oracle", help="oracle: exact features (default); learned: pretrain a transformer masked LM, tune on it (docs: learned mode)")
+    p.add_argument("--scale", choices=["cpu", "paper"], default="cpu", help="learned mode: cpu (default, minutes) or paper (BERT-base, needs --device cuda)")
+    p.add_argument("--device", default=None, metavar="DEV", help="learned mode: torch device of the network, e.g. cuda")
+    p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N", help="learned mode: torch CPU threads (default: torch's)")
     p.set_defaults(func=cmd_reproduce)
     return parser
 
