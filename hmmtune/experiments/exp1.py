@@ -151,9 +151,14 @@ class Exp1Setup(NamedTuple):
     minority_fraction: float
 
 
+def make_model(config: Exp1Config, seed: int):
+    """The random HMM of one (configuration, seed)."""
+    return paper_hmm(config.num_states, config.num_tokens, seed=derived_seed(seed, config, 1))
+
+
 def build(config: Exp1Config, seed: int) -> Exp1Setup:
     """The model, task and labelled inputs of one (configuration, seed)."""
-    model = paper_hmm(config.num_states, config.num_tokens, seed=derived_seed(seed, config, 1))
+    model = make_model(config, seed)
     oracle = OracleMLM(model)
     total = config.num_train + config.num_val + config.num_test
     tokens = sample_inputs(model, total, config.length, seed=derived_seed(seed, config, 2))

@@ -122,6 +122,14 @@ def _task_info(task, frac) -> dict:
     return {"weights": task.weights.tolist(), "redraw": task.redraw, "minority_fraction": frac}
 
 
+def make_models(config: Exp2Config, seed: int):
+    """``(memory HMM, vanilla control)`` of one (configuration, seed)."""
+    V, S = config.num_values, config.num_local_states
+    mem = paper_memory_hmm(V, S, config.num_tokens, seed=derived_seed(seed, config, 1))
+    van = paper_vanilla_control(V, S, config.num_tokens, seed=derived_seed(seed, config, 4))
+    return mem, van
+
+
 def run(config: Exp2Config, seed: int) -> dict:
     """The three heads on one (configuration, seed); returns the record's results."""
     tr, va, te = _split(config)
@@ -130,7 +138,7 @@ def run(config: Exp2Config, seed: int) -> dict:
     V, S = config.num_values, config.num_local_states
 
     # memory HMM: task on the memory cell
-    mem = paper_memory_hmm(V, S, config.num_tokens, seed=derived_seed(seed, config, 1))
+    mem, van = make_models(config, seed)
     oracle = OracleMLM(mem)
     tokens = sample_inputs(mem, total, config.length, seed=derived_seed(seed, config, 2))
     post = oracle.memory_posterior(tokens, cell=0)
@@ -146,7 +154,6 @@ def run(config: Exp2Config, seed: int) -> dict:
     memory_linear = _scores(mf.train_accuracy, mf.val_accuracy, mf.head.accuracy(G0[te], y[te]), mf.log)
 
     # vanilla control: task on the first-state posterior
-    van = paper_vanilla_control(V, S, config.num_tokens, seed=derived_seed(seed, config, 4))
     voracle = OracleMLM(van)
     vtokens = sample_inputs(van, total, config.length, seed=derived_seed(seed, config, 5))
     msgs = voracle.encode(vtokens)
