@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -112,6 +113,44 @@ def tv_figure(records, path, title):
         plt.close(fig)
 
 
+def report(args, scale, device, out, work, done, skipped, per_size, errors, t_start):
+    """Write the table, figures and JSON of the sizes done so far (records are read back
+    from the store; nothing is recomputed)."""
+    res = run_learned("exp1", scale=scale, sizes=done, seeds=args.seeds, device=device, out=work, plot=False)
+    assert res.ran == 0
+    base = f"exp1-learned-{scale.name}"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    settings = f"{scale.describe()}; device {device_name}" + ("; bf16 autocast" if args.bf16 else "")
+    (out / f"{base}.md").write_text(f"# Experiment 1, learned mode, {scale.name} scale\n\n{settings}\n\n{res.table}\n")
+    plot_learned("exp1", res.rows, out / f"{base}.png", subtitle=settings)
+    tv_figure(res.records, out / f"tv-{scale.name}.png", f"BERT-style MLM pretraining, {device_name}")
+    throughput = []
+    for r in res.records:
+        pr = r["results"]["pretrain"]
+        tokens = pr["history"][-1]["tokens"]
+        throughput.append(
+            {"m": r["x"], "seed": r["seed"], "tokens": tokens, "seconds": pr["seconds"], "tokens_per_s": tokens / max(pr["seconds"], 1e-9)}
+        )
+    bench = {
+        "scale": scale.to_dict(),
+        "device": device_name,
+        "torch": torch.__version__,
+        "bf16": bool(args.bf16),
+        "command": " ".join(sys.argv),
+        "sizes_done": done,
+        "sizes_skipped": skipped,
+        "errors": errors,
+        "seconds_per_size": per_size,
+        "total_seconds": time.perf_counter() - t_start,
+        "pretraining_throughput": throughput,
+        "rows": [r.to_dict() for r in res.rows],
+        "records": [{k: r[k] for k in ("x", "seed", "results", "elapsed_s")} for r in res.records],
+    }
+    (out / f"bench-{scale.name}.json").write_text(json.dumps(bench, indent=1, default=str) + "\n")
+    (out / f"{base}.json").write_text(json.dumps({"rows": bench["rows"], "scale": bench["scale"], "device": device_name}, indent=1) + "\n")
+    return res
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -143,6 +182,7 @@ def main(argv=None) -> int:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
     scale = build_scale(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -152,7 +192,7 @@ def main(argv=None) -> int:
     print(f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""), flush=True)
 
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if (args.bf16 and device.type == "cuda") else contextlib.nullcontext()
-    done, skipped, per_size = [], [], {}
+    done, skipped, per_size, errors = [], [], {}, {}
     for m in args.sizes:
         elapsed = time.perf_counter() - t_start
         if args.budget_s is not None and per_size:
@@ -162,21 +202,27 @@ def main(argv=None) -> int:
                 print(f"m = {m}: skipped (budget: {elapsed:.0f} s used, last size took {slowest:.0f} s)", flush=True)
                 continue
         t0 = time.perf_counter()
-        with amp:
-            res = run_learned(
-                "exp1",
-                scale=scale,
-                sizes=[m],
-                seeds=args.seeds,
-                device=device,
-                out=work,
-                threads=args.threads,
-                show_progress=False,
-                plot=False,
-                checkpoints=not args.no_checkpoints,
-            )
+        try:
+            with amp:
+                res = run_learned(
+                    "exp1",
+                    scale=scale,
+                    sizes=[m],
+                    seeds=args.seeds,
+                    device=device,
+                    out=work,
+                    threads=args.threads,
+                    show_progress=False,
+                    plot=False,
+                    checkpoints=not args.no_checkpoints,
+                )
+        except Exception:  # keep going: the other sizes and the report still come out
+            errors[m] = traceback.format_exc()
+            print(f"m = {m}: failed\n{errors[m]}", file=sys.stderr, flush=True)
+            continue
         per_size[m] = time.perf_counter() - t0
         done.append(m)
+        report(args, scale, device, out, work, done, skipped, per_size, errors, t_start)  # partial results survive a kill
         for r in res.records:
             pr = r["results"]["pretrain"]
             lr_ = r["results"]["learned"]
@@ -190,38 +236,11 @@ def main(argv=None) -> int:
             )
     if not done:
         print("nothing ran", file=sys.stderr)
+        (out / f"bench-{scale.name}.json").write_text(json.dumps({"errors": errors, "skipped": skipped}, indent=1) + "\n")
         return 1
-    # all finished sizes together (read back from the store, nothing recomputed)
-    res = run_learned("exp1", scale=scale, sizes=done, seeds=args.seeds, device=device, out=work, plot=False)
-    assert res.ran == 0
-    base = f"exp1-learned-{scale.name}"
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    settings = f"{scale.describe()}; device {device_name}" + ("; bf16 autocast" if args.bf16 else "")
-    (out / f"{base}.md").write_text(f"# Experiment 1, learned mode, {scale.name} scale\n\n{settings}\n\n{res.table}\n")
-    plot_learned("exp1", res.rows, out / f"{base}.png", subtitle=settings)
-    tv_figure(res.records, out / f"tv-{scale.name}.png", f"BERT-style MLM pretraining, {device_name}")
-    steps_tokens = []
-    for r in res.records:
-        pr = r["results"]["pretrain"]
-        tokens = pr["history"][-1]["tokens"]
-        steps_tokens.append({"m": r["x"], "seed": r["seed"], "tokens": tokens, "seconds": pr["seconds"], "tokens_per_s": tokens / max(pr["seconds"], 1e-9)})
-    bench = {
-        "scale": scale.to_dict(),
-        "device": device_name,
-        "torch": torch.__version__,
-        "bf16": bool(args.bf16),
-        "sizes_done": done,
-        "sizes_skipped": skipped,
-        "seconds_per_size": per_size,
-        "total_seconds": time.perf_counter() - t_start,
-        "pretraining_throughput": steps_tokens,
-        "rows": [r.to_dict() for r in res.rows],
-        "records": [{k: r[k] for k in ("x", "seed", "results", "elapsed_s")} for r in res.records],
-    }
-    (out / f"bench-{scale.name}.json").write_text(json.dumps(bench, indent=1, default=str) + "\n")
-    (out / f"{base}.json").write_text(json.dumps({"rows": bench["rows"], "scale": bench["scale"], "device": device_name}, indent=1) + "\n")
+    res = report(args, scale, device, out, work, done, skipped, per_size, errors, t_start)
     print(res.table)
-    print(f"total {bench['total_seconds']:.0f} s; wrote {sorted(os.listdir(out))}")
+    print(f"total {time.perf_counter() - t_start:.0f} s; wrote {sorted(os.listdir(out))}")
     return 0
 
 
