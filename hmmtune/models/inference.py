@@ -22,7 +22,9 @@ position on.
 
 from __future__ import annotations
 
+import ctypes
 import math
+import sys
 from typing import NamedTuple
 
 import torch
@@ -290,6 +292,47 @@ class _Columns:
         return torch.index_select(self._table, 0, self._tokens[t], out=self._buf)
 
 
+#: Ask Linux for transparent huge pages on the large output buffer of the fused passes
+#: (see :func:`_empty_large`). Set to False to turn it off; results do not depend on it.
+USE_HUGE_PAGES = True
+_HUGE_PAGE = 2 << 20
+_MADV_HUGEPAGE = 14  # linux/mman.h
+_madvise = None
+
+
+def _empty_large(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``torch.empty`` for a large buffer that is about to be filled position by position.
+
+    A fresh buffer of many MiB is mapped lazily by the kernel, one 4 KiB page fault at a
+    time as the time loop first writes it; for a (2000, 256, 32) float64 posterior those
+    faults cost about as much as the whole backward pass. On Linux, where transparent huge
+    pages are enabled for ``madvise`` regions, this marks the buffer's 2 MiB-aligned part
+    with ``MADV_HUGEPAGE`` before it is touched, which makes the faults 512 times fewer.
+    It changes no value, and silently does nothing where it does not apply (other systems,
+    GPUs, small buffers, ``USE_HUGE_PAGES = False``).
+    """
+    global _madvise
+    out = torch.empty(shape, dtype=dtype, device=device)
+    nbytes = out.numel() * out.element_size()
+    if _madvise is False or not (
+        USE_HUGE_PAGES and out.device.type == "cpu" and nbytes >= 4 * _HUGE_PAGE and sys.platform.startswith("linux")
+    ):
+        return out
+    try:
+        if _madvise is None:
+            fn = ctypes.CDLL(None, use_errno=True).madvise
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            fn.restype = ctypes.c_int
+            _madvise = fn
+        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        end = (out.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        if end > start:
+            _madvise(start, end - start, _MADV_HUGEPAGE)  # advisory: the result is ignored
+    except (OSError, AttributeError, TypeError):
+        _madvise = False  # not available here: never try again
+    return out
+
+
 def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> Tensor:
     """Fused forward-backward for :func:`hmm_posterior` / :func:`hmm_masked_posterior`.
 
@@ -302,7 +345,7 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> T
     col = _Columns(likelihoods)
     B, T, m = col.shape
     opts = dict(dtype=col.dtype, device=col.device)
-    out = torch.empty(T, B, m, **opts)
+    out = _empty_large((T, B, m), **opts)
     norms = torch.empty(T, B, 1, **opts)
     pred = torch.empty(B, m, **opts)  # a fresh buffer: it is overwritten in place
     pred.copy_(initial)
