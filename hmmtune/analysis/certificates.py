@@ -12,7 +12,10 @@ weights re-solved over the rationals), otherwise by the residual in float64.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -30,6 +33,23 @@ __all__ = [
     "all_inputs",
     "best_linear_accuracy",
 ]
+
+
+@contextlib.contextmanager
+def _solver_output_silenced():
+    """HiGHS can print from C straight to file descriptor 1 (for example when a MIP time
+    limit strikes), which would corrupt ``hmmtune check --json``: point fd 1 at /dev/null
+    while a solver runs."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
 
 
 def all_inputs(num_tokens: int, length: int) -> np.ndarray:
@@ -106,7 +126,8 @@ def linear_separability(
     A_eq = np.vstack([(s[:, None] * G).T, s[None, :], np.ones((1, N))])
     b_eq = np.zeros(n + 2)
     b_eq[-1] = 1.0
-    res = linprog(np.zeros(N), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+    with _solver_output_silenced():
+        res = linprog(np.zeros(N), A_eq=A_eq, b_eq=b_eq, bounds=(0, None), method="highs")
     if res.status == 0:
         lam = np.clip(res.x, 0, None)
         lam = lam / lam.sum()
@@ -121,7 +142,8 @@ def linear_separability(
         return SeparabilityResult(False, weights=weights, verified=verified, residual=resid, num_inputs=N)
     # Separable: find the head (maximise nothing, constraints s (b.G + c) >= 1).
     A_ub = -s[:, None] * np.hstack([G, np.ones((N, 1))])
-    res2 = linprog(np.zeros(n + 1), A_ub=A_ub, b_ub=-np.ones(N), bounds=(None, None), method="highs")
+    with _solver_output_silenced():
+        res2 = linprog(np.zeros(n + 1), A_ub=A_ub, b_ub=-np.ones(N), bounds=(None, None), method="highs")
     if res2.status != 0:
         raise RuntimeError(f"HiGHS found neither a separating head nor a Farkas certificate ({res.message}; {res2.message})")
     b, c = res2.x[:n], float(res2.x[n])
@@ -181,7 +203,8 @@ def best_linear_accuracy(
     lb = np.concatenate([-np.ones(n + 1), np.zeros(K)])
     ub = np.concatenate([np.ones(n + 1), np.ones(K)])
     integrality = np.concatenate([np.zeros(n + 1), np.ones(K)])
-    res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit, "disp": False})
+    with _solver_output_silenced():
+        res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit, "disp": False})
     if res.x is None:
         return float("nan"), False
     b, c = res.x[:n], res.x[n]

@@ -754,6 +754,44 @@ def _locus(expr, params: dict):
     return expr, None, None
 
 
+def _candidates(p: dict) -> list:
+    """Rational trial values of one parameter inside its declared range."""
+    lo, hi = p["min"], p["max"]
+    cand = [p["value"]]
+    if lo.is_finite and hi.is_finite:
+        cand += [lo + (hi - lo) * sympy.Rational(k, 11) for k in range(1, 11)]
+    else:
+        cand += [sympy.Rational(k, 7) for k in range(-14, 15)]
+    return [c for c in cand if lo <= c <= hi]
+
+
+def _points_on_and_off(expr, params: dict) -> tuple[dict | None, dict | None]:
+    """For several parameters: a point of the ranges on the locus ``expr = 0`` (solve for
+    one parameter with the others at trial values) and a point off it."""
+    syms = {name: p["symbol"] for name, p in params.items()}
+    base = {p["symbol"]: p["value"] for p in params.values()}
+    outside = None
+    for name, p in params.items():
+        for c in _candidates(p):
+            point = {**base, syms[name]: c}
+            if sympy.simplify(expr.subs(point)) != 0:
+                outside = point
+                break
+        if outside:
+            break
+    inside = None
+    for name, p in params.items():
+        others = {k: v for k, v in base.items() if k != p["symbol"]}
+        for trial in [others] + [{**others, q["symbol"]: c} for q in params.values() if q is not p for c in _candidates(q)]:
+            sol = sympy.solveset(expr.subs(trial), p["symbol"], domain=sympy.Interval(p["min"], p["max"]))
+            if isinstance(sol, sympy.FiniteSet) and len(sol):
+                inside = {**trial, p["symbol"]: sorted(sol, key=lambda v: float(v))[0]}
+                break
+        if inside:
+            break
+    return inside, outside
+
+
 def _rank_at(M, point: dict) -> int:
     N = M.subs(point)
     if all(e.is_Rational for e in N):
@@ -799,6 +837,7 @@ def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[
                     break
         else:
             text = f"{name} fails exactly where {expr} = 0"
+            inside, outside = _points_on_and_off(expr, params)
         checks = []
         if inside is not None:
             rk = _rank_at(Ws, inside)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,17 @@ from .conditions import Condition
 __all__ = ["Report"]
 
 _MARK = {True: "yes", False: "NO", None: "-"}
+
+
+def _strict(value: Any) -> Any:
+    """Replace non-finite floats so that the JSON is standard (no NaN / Infinity tokens)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    return value
 
 
 @dataclass
@@ -54,7 +66,8 @@ class Report:
 
     # -------------------------------------------------------------- JSON
     def to_dict(self) -> dict:
-        return {
+        """A strict-JSON dict: NaN becomes None and infinities the strings "inf" / "-inf"."""
+        return _strict({
             "kind": "hmmtune.report",
             "format_version": 1,
             "model": self.model,
@@ -64,11 +77,11 @@ class Report:
             "settings": self.settings,
             "holds": self.holds,
             "conditions": [c.to_dict() for c in self.conditions],
-        }
+        })
 
     def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
         """JSON text (exact rationals as strings); also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), indent=indent)
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             Path(path).write_text(text + "\n")
         return text

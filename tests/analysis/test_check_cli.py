@@ -176,14 +176,6 @@ def test_bad_options_exit_2_without_traceback(capsys, argv):
     assert errors[0].startswith("hmmtune")
 
 
-@pytest.mark.xfail(
-    reason="BUG: the MILP behind best_accuracy (HiGHS via scipy.optimize.milp) can print "
-    "'HighsMipSolverData::transformNewIntegerFeasibleSolution tmpSolver.run();' straight to file "
-    "descriptor 1 when its time limit strikes (seen with `hmmtune check --json` on paper_hmm(6, 3, "
-    "seed=2) with certificate length 6), so the --json output is no longer JSON; the solver's fd 1 "
-    "is not redirected. The fake solver below reproduces the print deterministically.",
-    strict=True,
-)
 def test_json_output_survives_a_solver_that_prints_to_fd1(capfd, monkeypatch):
     import os
 

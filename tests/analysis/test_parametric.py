@@ -123,11 +123,6 @@ def test_two_parameter_locus_is_the_zero_set_of_the_reported_equation():
     assert seen == {True, False}
 
 
-@pytest.mark.xfail(
-    reason="BUG: with two or more parameters the locus is not confirmed at a point inside and a point "
-    "outside (issue 4 item 7 asks for the confirmation for every parametric locus)",
-    strict=True,
-)
 def test_two_parameter_locus_is_confirmed_at_points():
     data = {
         "kind": "hmm",

@@ -112,12 +112,6 @@ def test_from_json_refuses_other_documents_and_condition_lookup():
     assert r != Report("m", "hmm", {"num_states": 1}, None, [Condition("x", False, "exact", "fine")])
 
 
-@pytest.mark.xfail(
-    reason="BUG: a task whose every input is a tie (mu supported on states with pi = 0) puts NaN "
-    "(agreement) and Infinity (eps_star) into the report: to_json writes non-standard JSON and "
-    "Report.from_json(r.to_json()) != r",
-    strict=True,
-)
 def test_report_of_an_all_ties_task_is_strict_json_and_round_trips():
     pi, A, B = np_params("m3n4")  # pi[1] = 0
     model = exact_model(pi, A, B)
