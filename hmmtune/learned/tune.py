@@ -115,6 +115,8 @@ def tune_head(
     *,
     features: str = "probabilities",
     batch_size: int = 512,
+    min_scale: float = 1e-2,
+    l2: float = 1e-3,
     **fit_kwargs,
 ) -> LearnedHeadFit:
     """Head tuning on the frozen learned model (THEORY.md 4).
@@ -126,6 +128,16 @@ def tune_head(
         val_tokens, val_labels: validation split for early stopping.
         features: ``"probabilities"`` (default) or ``"logits"`` at the mask.
         batch_size: inputs per forward pass when computing features.
+        min_scale: features are standardised (training mean and standard deviation)
+            before the fit, but no coordinate is divided by less than this: a
+            coordinate that barely varies is mostly rounding noise, and amplifying it
+            makes the head's decisions depend on that noise (see :func:`tune_prompt`).
+            The returned head acts on raw features.
+        l2: ridge weight on the standardised head (oracle mode uses none). Without it
+            L-BFGS grows the weights on separable data until the decisions follow
+            rounding noise; 1e-3 keeps a briefly pretrained network's head stable under
+            feature perturbations of 1e-4 (tested) and costs nothing measurable on a
+            trained one.
         fit_kwargs: passed to :func:`hmmtune.tuning.fit_head` (``method``, ``l2``, ...).
     """
     X = mask_features(lm, tokens, features, batch_size)
@@ -135,8 +147,15 @@ def tune_head(
         yv = _labels(val_labels, Xv.shape[0], "tune_head (validation)")
     else:
         Xv = yv = None
-    fit = fit_head(X, y, Xv, yv, **fit_kwargs)
-    return LearnedHeadFit(fit.head, features, fit.train_accuracy, fit.val_accuracy, fit.log)
+    # standardise here, with a floor on the scale (see tune_prompt), then map the head back
+    mean = X.mean(0)
+    scale = (X.std(0) if X.shape[0] > 1 else torch.ones_like(mean)).clamp_min(min_scale)
+    z = lambda f: (f - mean) / scale
+    fit_kwargs.setdefault("standardize", False)
+    fit = fit_head(z(X), y, None if Xv is None else z(Xv), yv, l2=l2, **fit_kwargs)
+    w = fit.head.weight / scale
+    head = LinearHead(w, fit.head.bias - w @ mean)
+    return LearnedHeadFit(head, features, fit.train_accuracy, fit.val_accuracy, fit.log)
 
 
 # ---------------------------------------------------------------- prompt tuning
@@ -202,6 +221,7 @@ def tune_prompt(
     patience: int | None = None,
     l2: float = 0.0,
     init_l2: float = 1e-3,
+    min_scale: float = 1e-2,
     seed: int = 0,
     eval_batch_size: int = 512,
     progress: bool = False,
@@ -237,6 +257,7 @@ def tune_prompt(
         init_l2: the L2 weight of the ``"fit"`` initial head on standardised features
             (separable features would otherwise give it unbounded weights and the
             joint training a huge loss).
+        min_scale: the smallest standard deviation a feature is divided by.
         seed: seeds the prompt's initialisation and the batch order.
         progress: show a tqdm bar over epochs.
 
@@ -278,13 +299,14 @@ def tune_prompt(
         f0 = _prompted_features(lm, X, prompt.detach(), features, eval_batch_size)
         n = f0.shape[1]
         mean = f0.mean(0)
-        std = f0.std(0)
-        scale = torch.where(std > 0, std, torch.ones_like(std))
-        if isinstance(init_head, str) and init_head == "fit":
-            init_head = fit_head(f0.double().cpu(), y.cpu(), num_classes=C, l2=init_l2).head
-        if init_head is None:
+        scale = f0.std(0).clamp_min(min_scale)
+        if isinstance(init_head, str) and init_head == "fit":  # fitted on the standardised features
+            z0 = ((f0 - mean) / scale).double().cpu()
+            h = fit_head(z0, y.cpu(), num_classes=C, standardize=False, l2=init_l2).head
+            w0, c0 = h.weight.float().to(dev), h.bias.float().to(dev)
+        elif init_head is None:
             w0, c0 = torch.zeros(C, n, device=dev), torch.zeros(C, device=dev)
-        else:  # the same head on standardised features
+        else:  # a head on raw features, moved to the standardised ones
             h = LinearHead.from_init(init_head, C)
             w_raw, c_raw = h.weight.float().to(dev), h.bias.float().to(dev)
             w0, c0 = w_raw * scale, c_raw + w_raw @ mean

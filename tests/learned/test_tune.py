@@ -13,7 +13,7 @@ from hmmtune.tuning import balanced_paper_task, sample_inputs
 
 @pytest.fixture(scope="module")
 def setup():
-    hmm = paper_hmm(4, 6, seed=1)
+    hmm = paper_hmm(3, 5, seed=1)
     cfg = PretrainConfig(
         num_sequences=96,
         sequence_length=160,
@@ -28,10 +28,10 @@ def setup():
         eval_inputs=100,
         eval_blocks=16,
     )
-    lm = pretrain(hmm, cfg, EncoderConfig(6, num_layers=1, hidden=32, heads=2, max_length=16), progress=False).model
+    lm = pretrain(hmm, cfg, EncoderConfig(5, num_layers=1, hidden=32, heads=2, max_length=16), progress=False).model
     oracle = OracleMLM(hmm)
     tr, va, te = (sample_inputs(hmm, n, 15, seed=s) for n, s in ((300, 1), (100, 2), (200, 3)))
-    task, _ = balanced_paper_task(4, 0, oracle.mask_posterior(tr))
+    task, _ = balanced_paper_task(3, 0, oracle.mask_posterior(tr))
     y = [task.labels(oracle.mask_posterior(t)) for t in (tr, va, te)]
     return hmm, lm, (tr, va, te), y
 
@@ -45,7 +45,7 @@ def test_head_tuning_end_to_end(setup):
     before = _weights(lm)
     fit = tune_head(lm, tr, ytr, va, yva)
     assert fit.features == "probabilities"
-    assert fit.head.weight.shape == (2, 6)
+    assert fit.head.weight.shape == (2, 5)
     acc = fit.accuracy(lm, te, yte)
     majority = max(float(yte.float().mean()), 1 - float(yte.float().mean()))
     assert acc > majority + 0.05  # the probe reads the task off the learned features
@@ -69,13 +69,14 @@ def test_prompt_tuning_end_to_end(setup):
     init = lm.init_prompt(20, seed=0).detach().clone()
     fit = tune_prompt(lm, tr, ytr, va, yva, epochs=8, batch_size=64, seed=0)
     assert fit.prompt.shape == (20, lm.config.hidden)
-    assert not torch.allclose(fit.prompt, init)  # the prompt was trained
+    assert fit.log.history[-1][1] < fit.log.history[0][1]  # the joint training lowers the loss
+    # the kept prompt is the initial one only if no epoch beat it on validation
+    assert torch.allclose(fit.prompt, init) == (fit.log.best_check == -1)
     assert all(torch.equal(v, lm.state_dict()[k]) for k, v in before.items())  # the backbone was not
     assert [p.requires_grad for p in lm.parameters()] == grads
     assert len(fit.log.history) == 8 and fit.log.iterations == 8 * 5
     # the kept epoch is the best one on validation, and the reported accuracy is its own
-    best = max(h[2] for h in fit.log.history)
-    assert fit.val_accuracy == pytest.approx(max(best, fit.log.history[fit.log.best_check][2]))
+    assert fit.val_accuracy >= max(h[2] for h in fit.log.history) - 1e-9
     assert fit.val_accuracy == pytest.approx(fit.accuracy(lm, va, yva))
     majority = max(float(yte.float().mean()), 1 - float(yte.float().mean()))
     assert fit.accuracy(lm, te, yte) > majority + 0.05
@@ -87,6 +88,31 @@ def test_prompt_tuning_end_to_end(setup):
     # starting from the tuned head is accepted
     warm = tune_prompt(lm, tr, ytr, va, yva, epochs=1, init_head=tune_head(lm, tr, ytr).head, features="logits")
     assert warm.features == "logits"
+
+
+def test_heads_on_a_barely_trained_network_do_not_follow_rounding_noise():
+    """Regression: a briefly pretrained BERT-base (bf16) gave prompt-tuned heads whose
+    validation and test accuracies disagreed (0.90 vs 0.22): features that barely vary
+    were divided by their tiny standard deviation and the decisions followed noise."""
+    hmm = paper_hmm(10, 10, seed=0)
+    cfg = PretrainConfig(
+        num_sequences=16, sequence_length=320, block_length=32, batch_size=16, lr=3e-3, warmup_steps=2,
+        mask_rate=0.15, eval_every=0, eval_length=31, eval_inputs=50, eval_blocks=8,
+    )
+    lm = pretrain(hmm, cfg, EncoderConfig(10, num_layers=1, hidden=32, heads=2, max_length=32), progress=False).model
+    oracle = OracleMLM(hmm)
+    tr, va, te = (sample_inputs(hmm, n, 31, seed=s) for n, s in ((400, 1), (100, 2), (400, 3)))
+    task, _ = balanced_paper_task(10, 0, oracle.mask_posterior(tr))
+    ytr, yva = (task.labels(oracle.mask_posterior(t)) for t in (tr, va))
+    f = mask_features(lm, te)
+    assert float(f.std(0).max()) < 1e-3  # the features barely vary: the hard case
+    gen = torch.Generator().manual_seed(0)
+    head = tune_head(lm, tr, ytr, va, yva).head
+    prompt = tune_prompt(lm, tr, ytr, va, yva, epochs=3, batch_size=100)
+    fp = prompt.features_of(lm, te)
+    for h, feats in ((head, f), (prompt.head, fp)):
+        noisy = feats + 1e-4 * torch.randn(feats.shape, generator=gen, dtype=feats.dtype)
+        assert float((h.predict(noisy) == h.predict(feats)).double().mean()) >= 0.99
 
 
 def test_attention_head_on_a_memory_model():
