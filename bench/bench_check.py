@@ -1,0 +1,229 @@
+"""Benchmark: the condition checker, ``hmmtune.analysis.check`` (issue 4, item 11).
+
+Targets (on 2 cores):
+
+1. the full report for m = n = 200 with exact rationals: under 10 s;
+2. the same report numeric only: under 1 s;
+3. the prompt search for m = 30: under 5 s.
+
+Scenarios and what is timed (medians over ``--repeats``; every repeat starts from a freshly
+loaded model, so no cached FLINT matrices carry over):
+
+* ``exact 200``: a random HMM with m = n = 200 and exact rational entries (integer weights
+  1..9 normalised; 5 successors per state, dense emission), a binary task with 6 nonzero
+  integer weights (the paper's task shape). ``check(model, task)`` with the default settings
+  (2000 sampled inputs of length 16): chain structure, exact rank facts of W (200 x 200),
+  the exact minimum-norm head and its check, the prompt search with exact ranks, and the
+  verification of both witnesses on the sample. Loading the model file (parsing 80,000
+  rationals) is timed separately.
+* ``exact 200, rank 150``: the same with 50 emission rows copied from others (rank W = 150),
+  so the head fails and the report adds the LP certificate (all 200 inputs of length 1) with
+  exact verification of the Farkas weights.
+* ``numeric 200``: the first model in float64 (no exact entries). "Numeric only" is defined
+  as: every condition decided in float64 (SVD rank facts, least-squares witnesses, the prompt
+  search with numerical ranks) and the witnesses verified on a small sample, 200 inputs of
+  length 16 (``num_inputs=200``). The default 2000 inputs are timed too.
+* ``prompt 30``: ``prompt_condition`` (search, witness, verification on 2000 inputs) for
+  m = 30, n = 10: (a) the paper's generator (``paper_hmm``) in tolerance mode, tau = 0.01,
+  with the paper's task (M in R^{2 x m}, 6 random N(0, 1) entries), seeds 0-4; (b) random exact
+  models with 3 successors per state and 2 relevant states, seeds 0-4, where the exact search
+  enumerates subsets of up to 16 candidate states. "search only" is the same call with 10
+  inputs of length 1 (the verification then costs nothing).
+
+Usage::
+
+    python bench/bench_check.py                  # all scenarios, 2 threads
+    python bench/bench_check.py --profile        # + cProfile top entries of each scenario
+    python bench/bench_check.py --only prompt --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import platform
+import pstats
+import statistics
+import time
+from fractions import Fraction
+
+import numpy as np
+import torch
+
+from hmmtune import HMM, paper_hmm
+from hmmtune.analysis import check, prompt_condition
+from hmmtune.models.io import hmm_from_json
+
+TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0}
+SHORT = {
+    "head: rank W = m": "rank",
+    "head: task in row space of W": "row space",
+    "head: LP certificate on concrete inputs": "LP",
+    "prompt: Theorem P support": "prompt",
+}
+
+
+def verdicts(report) -> str:
+    return ", ".join(f"{SHORT.get(c.name, c.name)}={c.holds}" for c in report.conditions if c.counts)
+
+
+def exact_model_dict(m: int, n: int, successors: int, seed: int, rank: int | None = None) -> dict:
+    """A model file (dict) with exact rational entries: integer weights 1..9, normalised."""
+    rng = np.random.default_rng(seed)
+
+    def row(c, k=None):
+        w = rng.integers(1, 10, size=c)
+        if k is not None:
+            keep = np.zeros(c, bool)
+            keep[rng.choice(c, size=k, replace=False)] = True
+            w = w * keep
+        s = int(w.sum())
+        return [str(Fraction(int(v), s)) for v in w]
+
+    emission = [row(n) for _ in range(m)]
+    if rank is not None:  # copy rows: rank W = rank
+        for h in range(rank, m):
+            emission[h] = list(emission[int(rng.integers(rank))])
+    return {
+        "kind": "hmm",
+        "format_version": 1,
+        "name": f"random exact m={m} n={n}",
+        "initial": row(m),
+        "transition": [row(m, successors) for _ in range(m)],
+        "emission": emission,
+    }
+
+
+def int_task(m: int, nonzero: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    mu = [0] * m
+    for h in rng.choice(m, size=nonzero, replace=False):
+        mu[int(h)] = int(rng.choice([-5, -4, -3, -2, -1, 1, 2, 3, 4, 5]))
+    return mu
+
+
+def paper_task(m: int, seed: int) -> np.ndarray:
+    """The paper's task: M in R^{2 x m} with 6 entries N(0, 1) at uniform positions; mu = M[1] - M[0]."""
+    rng = np.random.default_rng(seed)
+    M = np.zeros((2, m))
+    M.flat[rng.integers(0, 2 * m, size=6)] = rng.normal(size=6)
+    return M[1] - M[0]
+
+
+def timed(fn, repeats: int, setup=None):
+    """Medians of the wall-clock and the process CPU time of ``fn(setup())`` (setup not
+    timed; one untimed warm-up run first), and the list of wall-clock times. CPU time counts every thread of the process:
+    on a machine shared with other work it is the steadier figure."""
+    walls, cpus, out = [], [], None
+    fn(setup()) if setup else fn()  # warm-up, not timed (imports, BLAS and FLINT start-up)
+    for _ in range(repeats):
+        arg = setup() if setup else None
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn(arg) if setup else fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return (statistics.median(walls), statistics.median(cpus)), walls, out
+
+
+def profile(fn, top: int) -> str:
+    pr = cProfile.Profile()
+    pr.enable()
+    fn()
+    pr.disable()
+    s = io.StringIO()
+    pstats.Stats(pr, stream=s).sort_stats("cumulative").print_stats(top)
+    lines = [ln for ln in s.getvalue().splitlines() if ln.strip()]
+    start = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ncalls"))
+    return "\n".join(lines[start : start + top + 1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
+    p.add_argument("--only", choices=["exact", "numeric", "prompt"], action="append", help="run only these scenarios")
+    p.add_argument("--profile", action="store_true", help="print cProfile top entries of each scenario")
+    p.add_argument("--top", type=int, default=18, help="profile entries shown")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    only = set(args.only or ["exact", "numeric", "prompt"])
+    print(f"hmmtune check benchmark: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, medians of {args.repeats} repeats\n")
+    rows, profiles = [], {}
+
+    def report(name, med, times, note="", target=None):
+        wall, cpu = med
+        ok = "" if target is None else ("  target < %g s: %s" % (target, "met" if wall < target else "MISSED"))
+        spread = f"[{min(times):.2f} .. {max(times):.2f}]"
+        print(f"{name}\n    wall {wall:7.3f} s {spread}  cpu {cpu:7.3f} s{ok}  {note}")
+        rows.append({"scenario": name, "wall_s": wall, "cpu_s": cpu, "walls_s": times, "target_s": target, "note": note})
+
+    d200 = exact_model_dict(200, 200, 5, seed=0)
+    mu200 = int_task(200, 6, seed=1)
+    task200 = {"mu": mu200}
+
+    if "exact" in only:
+        med, times, model = timed(lambda: hmm_from_json(d200), args.repeats)
+        report("exact 200: load the model file (80,000 rationals)", med, times)
+        med, times, rep = timed(lambda mdl: check(mdl, task200), args.repeats, setup=lambda: hmm_from_json(d200))
+        report("exact 200: check(model, task), exact rationals", med, times, verdicts(rep), TARGETS["exact 200"])
+        if args.profile:
+            mdl = hmm_from_json(d200)
+            profiles["exact 200"] = profile(lambda: check(mdl, task200), args.top)
+        dlow = exact_model_dict(200, 200, 5, seed=0, rank=150)
+        med, times, rep = timed(lambda mdl: check(mdl, task200), args.repeats, setup=lambda: hmm_from_json(dlow))
+        report("exact 200, rank W = 150: check (adds the LP certificate)", med, times, verdicts(rep))
+        if args.profile:
+            mdl = hmm_from_json(dlow)
+            profiles["exact 200, rank 150"] = profile(lambda: check(mdl, task200), args.top)
+
+    if "numeric" in only:
+        ex = hmm_from_json(d200)
+        mk = lambda: HMM(ex.initial.clone(), ex.transition.clone(), ex.emission.clone())
+        muf = np.array(mu200, dtype=float)
+        med, times, rep = timed(lambda mdl: check(mdl, muf, num_inputs=200), args.repeats, setup=mk)
+        assert all("numerical" in c.method or "graph" in c.method for c in rep.conditions)
+        report("numeric 200: check(model, task, num_inputs=200), float64", med, times, verdicts(rep), TARGETS["numeric 200"])
+        med, times, rep = timed(lambda mdl: check(mdl, muf), args.repeats, setup=mk)
+        report("numeric 200: check with the default 2000 inputs", med, times)
+        if args.profile:
+            mdl = mk()
+            profiles["numeric 200"] = profile(lambda: check(mdl, muf, num_inputs=200), args.top)
+
+    if "prompt" in only:
+        for label, make, kw in (
+            ("paper_hmm(30, 10), tau = 0.01", lambda s: (paper_hmm(30, 10, seed=s), paper_task(30, s)), {"tau": 0.01}),
+            (
+                "random exact m = 30, n = 10",
+                lambda s: (hmm_from_json(exact_model_dict(30, 10, 3, seed=100 + s)), {"mu": int_task(30, 2, seed=200 + s)}),
+                {},
+            ),
+        ):
+            for what, extra in (("search + verification (2000 inputs)", {}), ("search only", {"num_inputs": 10, "length": 1})):
+                meds, outs = [], []
+                for s in range(5):
+                    model, task = make(s)
+                    med, times, c = timed(lambda: prompt_condition(model, task, **kw, **extra), args.repeats)
+                    meds.append(med)
+                    outs.append((c.holds, c.witness.get("prompt_length"), len(c.witness.get("support") or []), c.method))
+                found = sum(1 for o in outs if o[1])
+                note = f"support found for {found}/5 seeds; holds for {sum(1 for o in outs if o[0])}/5"
+                worst = max(meds)
+                report(f"prompt 30: {label}: {what}, worst of 5 seeds", worst, [w for w, _ in meds], note, TARGETS["prompt 30"])
+        if args.profile:
+            model, task = paper_hmm(30, 10, seed=0), paper_task(30, 0)
+            profiles["prompt 30 (paper, tau=0.01)"] = profile(lambda: prompt_condition(model, task, tau=0.01), args.top)
+
+    if args.profile:
+        for name, text in profiles.items():
+            print(f"\n--- cProfile, {name} (cumulative) ---\n{text}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
