@@ -102,7 +102,8 @@ def fit_attention(
             None. Default: a small fixed query (so positions are not all equal at the
             start, which would make the query's gradient vanish) and a zero value map.
         l2: on the query and the value map (standardised).
-        Other arguments as in :func:`hmmtune.tuning.fit_head`.
+        method: optimiser; this and the remaining arguments as in
+            :func:`hmmtune.tuning.fit_head`.
     """
     X, y = _check_xy(features, labels, "fit_attention")
     if X.dim() != 3:

@@ -196,7 +196,8 @@ def fit_head(
         features: (B, n) frozen features (``G_0`` from :meth:`hmmtune.OracleMLM.mask_prediction`,
             or any feature tensor).
         labels: (B,) classes ``0..C-1``.
-        val_features, val_labels: the validation split for early stopping (optional).
+        val_features: validation features for early stopping (optional).
+        val_labels: validation labels.
         num_classes: C (default: from the labels, at least 2).
         l2: weight of ``l2 / 2 * ||w||^2`` on the (standardised) weights; the bias is free.
         init: initial head: a :class:`LinearHead`, ``(b, c)``, or an object with
@@ -205,7 +206,13 @@ def fit_head(
         standardize: standardise features internally (see the module docstring).
         method: ``"lbfgs"`` (full batch, to convergence) or ``"adam"`` (``lr``, ``epochs``,
             ``batch_size``: the paper's schedule).
-        max_iter, check_every, patience: L-BFGS budget, validation period, early stopping.
+        max_iter: L-BFGS iteration budget.
+        check_every: L-BFGS iterations between validation checks.
+        patience: checks without improvement before stopping early.
+        lr: Adam's learning rate.
+        epochs: Adam's epochs.
+        batch_size: Adam's mini-batch size.
+        seed: Adam's shuffling seed.
 
     Returns:
         :class:`HeadFit`.

@@ -104,15 +104,19 @@ def fit_prompt(
         messages: training inputs, (B, T) tokens or :class:`MaskMessages` from
             ``oracle.encode`` (reused, never recomputed).
         labels: (B,) classes.
-        val_messages, val_labels: validation split for early stopping (optional).
+        val_messages: validation inputs for early stopping (optional).
+        val_labels: validation labels.
         num_prompt_tokens: k (the paper: 20).
         init_head: initial head on the prompted features (see
             :meth:`LinearHead.from_init`); default zeros.
         init_prompt: (k, m) nonnegative initial rows ``u`` (e.g. a Theorem P witness);
             default all ones. Entries are floored at ``exp(-460)``, about 1e-200.
-        l2, standardize, method, max_iter, check_every, patience, lr, epochs,
-            batch_size, seed: as in :func:`hmmtune.tuning.fit_head`. Features are
-            standardised with the statistics of the *initial* prompted training features.
+        num_classes: C (default: from the labels).
+        l2: as in :func:`hmmtune.tuning.fit_head`.
+        standardize: as in :func:`hmmtune.tuning.fit_head`, with the statistics of the
+            *initial* prompted training features.
+        method: optimiser, as in :func:`hmmtune.tuning.fit_head` (also ``max_iter``,
+            ``check_every``, ``patience``, ``lr``, ``epochs``, ``batch_size``, ``seed``).
 
     Returns:
         :class:`PromptFit`.
