@@ -134,6 +134,14 @@ def test_two_parameter_locus_is_confirmed_at_points():
     }
     (c,) = parametric_conditions(hmm_from_json(data))
     assert "rank_inside" in c.witness and "rank_outside" in c.witness
+    # the confirmation points really are on (a = b) and off the locus: rank by substitution here
+    for key, on in (("rank_inside", True), ("rank_outside", False)):
+        point = {
+            k.strip(): sympy.Rational(v.strip()) for k, v in (kv.split("=") for kv in c.witness[key]["point"].split(","))
+        }
+        assert set(point) == {"a", "b"} and all(0 <= v <= 1 for v in point.values())
+        assert (point["a"] == point["b"]) == on
+        assert W_at(data, point).rank() == c.witness[key]["rank"] == (1 if on else 2)
 
 
 def test_prompt_support_locus_and_everywhere_degenerate_head():
