@@ -100,9 +100,10 @@ def fit_prompt(
     """Fit ``k`` soft prompt tokens and a linear head jointly (THEORY.md 5).
 
     Args:
-        oracle: the perfect masked LM of the (vanilla) model.
-        messages: training inputs, (B, T) tokens or :class:`MaskMessages` from
-            ``oracle.encode`` (reused, never recomputed).
+        oracle: the perfect masked LM of an HMM (prompt rows over its m states) or of a
+            memory HMM (rows over the ``V * S`` columns of W).
+        messages: training inputs, (B, T) tokens or the messages of ``oracle.encode``
+            (reused, never recomputed).
         labels: (B,) classes.
         val_messages: validation inputs for early stopping (optional).
         val_labels: validation labels.
@@ -121,12 +122,13 @@ def fit_prompt(
     Returns:
         :class:`PromptFit`.
     """
-    m = oracle.model.num_states
+    m = oracle.model.emission.shape[0]  # prompt rows: over states (HMM) or W's columns (memory)
     dtype = oracle.model.dtype
     msgs = oracle.encode(messages)
     y = torch.as_tensor(labels).long()
     if msgs.backward.shape[0] != y.shape[0]:
         raise ValueError(f"{msgs.backward.shape[0]} inputs but {y.shape[0]} labels")
+    take = lambda ms, idx: type(ms)(*(f[idx] for f in ms))
     has_val = val_messages is not None and val_labels is not None
     if has_val:
         vmsgs = oracle.encode(val_messages)
@@ -138,7 +140,12 @@ def fit_prompt(
             raise ValueError(f"num_prompt_tokens must be at least 1, got {num_prompt_tokens}")
         theta0 = torch.zeros(num_prompt_tokens, m, dtype=dtype)
     else:
-        u0 = oracle._check_prompt(init_prompt).detach()
+        u0 = torch.as_tensor(init_prompt, dtype=dtype).detach()
+        u0 = u0[None] if u0.dim() == 1 else u0
+        if u0.dim() != 2 or u0.shape[1] != m or u0.shape[0] < 1:
+            raise ValueError(f"init_prompt must have shape (k, {m}), got {tuple(u0.shape)}")
+        if not bool(torch.isfinite(u0).all()) or bool((u0 < 0).any()) or not bool((u0.sum(-1) > 0).all()):
+            raise ValueError("init_prompt rows must be finite, nonnegative and not all zero")
         theta0 = u0.log().clamp_min(_U_LOG_FLOOR)
     theta = theta0.clone().requires_grad_(True)
 
@@ -168,7 +175,7 @@ def fit_prompt(
         if idx is None:
             loss = F.cross_entropy(logits(msgs), y)
         else:
-            loss = F.cross_entropy(logits(MaskMessages(msgs.backward[idx])), y[idx])
+            loss = F.cross_entropy(logits(take(msgs, idx)), y[idx])
         if l2:
             loss = loss + 0.5 * l2 * (w * w).sum()
         return loss

@@ -85,3 +85,15 @@ def test_prompt_rows_are_nonnegative_and_scale_free():
     u = prompt_from_logits(theta)
     assert bool((u > 0).all()) and torch.allclose(u.max(-1).values, torch.ones(2, dtype=torch.float64))
     assert torch.allclose(prompt_from_logits(theta + 7.0), u)
+
+
+def test_prompt_tuning_on_a_memory_model_uses_rows_over_the_columns_of_w():
+    model = load_example("memory")  # 2 values x 2 local states: prompt rows of length 4
+    oracle = OracleMLM(model)
+    tokens = sample_inputs(model, 500, 10, seed=0)
+    y = LinearTask.binary([1.0, -1.0], cell=0).labels(oracle.memory_posterior(tokens, cell=0))
+    fit = fit_prompt(oracle, tokens[:400], y[:400], tokens[400:], y[400:], num_prompt_tokens=2, max_iter=50)
+    assert fit.prompt.shape == (2, model.num_values * model.num_local_states)
+    assert bool((fit.prompt >= 0).all())
+    direct = fit.head.predict(oracle.mask_prediction(tokens[400:], fit.prompt))
+    assert torch.equal(fit.predict(oracle, tokens[400:]), direct)
