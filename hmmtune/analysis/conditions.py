@@ -335,15 +335,18 @@ def head_certificate(
     oracle = OracleMLM(model)
     if n**T <= max_inputs:
         X = _possible_inputs(model, all_inputs(n, T))  # drop inputs of probability zero
-        how = f"all {len(X)} possible inputs in [n]^T, T={T}"
+        how, pool = f"all {len(X)} possible inputs in [n]^T, T={T}", f"the {len(X)} possible inputs in [n]^T, T={T}"
     else:
         X = sample_downstream(model, num_samples, T, seed).numpy()
-        how = f"{len(X)} sampled inputs of length {T}"
+        how, pool = f"{len(X)} sampled inputs of length {T}", f"{len(X)} sampled inputs of length {T}"
     p0 = oracle.mask_posterior(torch.as_tensor(X)).double().cpu().numpy()
     scores = p0 @ task.weights.T
     margins = task_margin(scores)
     keep = margins > 1e-12
+    ties = int((~keep).sum())
     X, p0, scores = X[keep], p0[keep], scores[keep]
+    if ties:
+        how = f"{len(X)} of {pool} ({ties} tie(s) with mu . p_0 = 0 left out)"
     labels = scores.argmax(1)
     G = p0 @ model.emission.detach().double().cpu().numpy()
     exact = _is_exact(model)
@@ -557,17 +560,23 @@ def prompt_condition(
         how = f"tolerance tau={tau:g}; verified empirically on {num_inputs} inputs"
     else:
         holds, how = True, "numerical" + ("" if searched_exact else ", heuristic search")
-    expl = (
-        f"a {k}-token prompt restricts the mask's state to S = {Scols} (covers R = {sorted(R)}), where W has "
-        f"independent columns: prompt tuning recovers F*; "
-        + (
-            f"the witness agrees with {100 * agree:.1f}% of labels on {int(clear.sum())} of {num_inputs} inputs (ties left out)"
-            if clear.any()
-            else f"all {num_inputs} sampled inputs are ties (mu . p_0 = 0), nothing to verify"
-        )
+    verified = (
+        f"the witness agrees with {100 * agree:.1f}% of labels on {int(clear.sum())} of {num_inputs} inputs (ties left out)"
+        if clear.any()
+        else f"all {num_inputs} sampled inputs are ties (mu . p_0 = 0), nothing to verify"
     )
+    where = f"a {k}-token prompt restricts the mask's state to S = {Scols} (covers R = {sorted(R)}), where W has independent columns"
+    if holds:
+        expl = f"{where}: prompt tuning recovers F*; {verified}"
+    else:
+        expl = (
+            f"{where} at tau={tau:g}, but the true model leaks: the witness (u, b) fails verification; {verified}"
+        )
     if tau > 0:
-        expl += f"; prompted posterior mass outside S <= {post_leak:.2g} (prior leak {prior_leak:.2g})"
+        expl += (
+            f"; largest prompted posterior mass outside S on the sampled inputs {post_leak:.2g}"
+            f" (prior mass outside S {prior_leak:.2g})"
+        )
     return Condition("prompt: Theorem P support", holds, how, expl, witness)
 
 

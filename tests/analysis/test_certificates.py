@@ -258,12 +258,6 @@ def test_linear_separability_one_class_is_trivially_separable():
     assert res.separable and np.all(G @ b + c >= 1 - 1e-12)
 
 
-@pytest.mark.xfail(
-    reason="BUG: when every input is a tie (mu . p_0 = 0), the LP runs on 0 inputs, yet the verdict is "
-    "explained as 'a linear head separates the labels on all 8 possible inputs' (the count before ties "
-    "were left out)",
-    strict=True,
-)
 def test_certificate_explanation_counts_the_inputs_it_used():
     from hmmtune import HMM
 
