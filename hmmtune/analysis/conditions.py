@@ -503,12 +503,17 @@ def prompt_condition(
     chain = _prompt_chain(G, start, D, k)
     u_rows = [[1 if h in Dj else 0 for h in range(m)] for Dj in chain]
     r = _prompt_prior(model, u_rows, exact)
-    diffs = task.differences(exact=exact and task.exact is not None)
+    exact_task = exact and task.exact is not None
+    diffs = task.differences(exact=exact_task)
     Scols = sorted(S)
     heads = []
+    if exact_task:
+        pi_h, r_h = [_fmpq_to_sympy(v) for v in initial], r
+    else:  # a float task (or a float model): the witness head is computed in float64
+        pi_h, r_h = [float(v) if not isinstance(v, flint.fmpq) else int(v.p) / int(v.q) for v in initial], [float(v) for v in r]
     for row in np.atleast_2d(np.array(diffs, dtype=object)):
-        target = [(row[h] * initial[h] / r[h]) if (row[h] != 0 and h in R) else 0 for h in Scols]
-        if exact and task.exact is not None:
+        target = [(row[h] * pi_h[h] / r_h[h]) if (row[h] != 0 and h in R) else 0 for h in Scols]
+        if exact_task:
             WS = _cols(Wex, Scols)
             b = exact_min_norm_preimage(WS, target)
             _check_preimage(WS, b, target)
