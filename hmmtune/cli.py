@@ -224,13 +224,20 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad options: one readable line on stderr and exit status 2 (no usage block)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="hmmtune",
         description="Exact HMM inference, the perfect masked LM, and checkable conditions for head and prompt tuning.",
     )
     parser.add_argument("--version", action="version", version=f"hmmtune {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("examples", help="list the bundled example models, or print one")
     p.add_argument("name", nargs="?", help="an example's name: print its JSON")

@@ -174,7 +174,7 @@ def _exact_farkas(support: list[int], s: np.ndarray, exact_features) -> dict[int
 
 
 def best_linear_accuracy(
-    features: np.ndarray, labels: np.ndarray, *, margin: float = 1e-4, time_limit: float = 5.0
+    features: np.ndarray, labels: np.ndarray, *, margin: float = 1e-4, node_limit: int = 2000, time_limit: float = 60.0
 ) -> tuple[float, bool]:
     """Accuracy of the best linear head ``1[b . G + c >= 0]`` found by a mixed-integer program.
 
@@ -186,8 +186,12 @@ def best_linear_accuracy(
     equal to it unless a better head needs a margin below ``margin``, which the solver's
     feasibility tolerance could not tell from zero anyway).
 
+    The search stops after ``node_limit`` branch-and-bound nodes (deterministic, so the
+    reported number does not depend on the machine's speed) or, as a safety net,
+    ``time_limit`` seconds.
+
     Returns:
-        ``(accuracy, proven_optimal)``; not optimal when the time limit stopped HiGHS.
+        ``(accuracy, proven_optimal)``; not optimal when a limit stopped HiGHS.
     """
     G = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(int)
@@ -204,7 +208,7 @@ def best_linear_accuracy(
     ub = np.concatenate([np.ones(n + 1), np.ones(K)])
     integrality = np.concatenate([np.zeros(n + 1), np.ones(K)])
     with _solver_output_silenced():
-        res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"time_limit": time_limit, "disp": False})
+        res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"node_limit": node_limit, "time_limit": time_limit, "disp": False})
     if res.x is None:
         return float("nan"), False
     b, c = res.x[:n], res.x[n]

@@ -25,7 +25,7 @@ from ..models.io import format_entry
 from ..oracle import OracleMLM
 from . import graph as _graph
 from .certificates import all_inputs, best_linear_accuracy, exact_mask_posterior, linear_separability
-from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, numerical_rank, rank_facts, to_fmpq_mat
+from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, least_squares, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
 
 __all__ = [
@@ -249,7 +249,7 @@ def head_condition(
         _, used_tol, s = numerical_rank(Wk, tol)
         for row in np.atleast_2d(diffs):
             target = row[keep]
-            b, *_ = np.linalg.lstsq(Wk.T, target, rcond=None)
+            b = least_squares(Wk.T, target)
             resid = float(np.abs(Wk.T @ b - target).max())
             scale = max(1.0, float(np.abs(target).max()))
             if resid > 1e-9 * scale * max(1.0, float(np.abs(b).max())):
@@ -379,7 +379,7 @@ def head_certificate(
                     f"convex hulls in contact (certificate verified {res.verified})"
                 )
                 if acc is not None:
-                    expl += f"; the best linear head found (MILP) reaches {100 * acc:.1f}%" + ("" if optimal else " (time-limited)")
+                    expl += f"; the best linear head found (MILP) reaches {100 * acc:.1f}%" + ("" if optimal else " (search stopped at its node limit; not proven optimal)")
                 return Condition(
                     "head: LP certificate on concrete inputs",
                     False,
@@ -519,7 +519,7 @@ def prompt_condition(
             _check_preimage(WS, b, target)
         else:
             tgt = np.array([float(t) for t in target])
-            b, *_ = np.linalg.lstsq(W[:, Scols].T, tgt, rcond=None)
+            b = least_squares(W[:, Scols].T, tgt)
         heads.append(b)
     # Verify on sampled inputs with the exact prompted oracle of the true model.
     oracle = OracleMLM(model)
@@ -559,7 +559,7 @@ def prompt_condition(
         "max_posterior_mass_outside_support": post_leak,
     }
     if exact:
-        holds, how = True, "exact"
+        holds, how = True, "exact" + ("" if searched_exact else "; greedy support search (a smaller support may exist)")
     elif tau > 0:
         holds = bool(agree == 1.0)
         how = f"tolerance tau={tau:g}; verified empirically on {num_inputs} inputs"
@@ -718,7 +718,7 @@ def memory_condition(
     mu = task.differences()[0]
     s_star = max(good, key=lambda s: per_s[s].sigma_min)
     rows = [v * S + s_star for v in range(V)]
-    b, *_ = np.linalg.lstsq(E[rows], mu, rcond=None)
+    b = least_squares(E[rows], mu)
     j = task.cell
     tokens = model.sample(num_inputs, length, seed=seed).tokens
     inf = model.infer(tokens, ("memory", "masked_posterior", "masked_memory"))
