@@ -125,7 +125,8 @@ def tune_head(
         lm: the pretrained :class:`MaskedLM` (not modified).
         tokens: (B, T) downstream inputs ``x`` (the model reads ``[MASK] x``).
         labels: (B,) classes.
-        val_tokens, val_labels: validation split for early stopping.
+        val_tokens: (B', T) validation inputs for early stopping (optional).
+        val_labels: (B',) their classes.
         features: ``"probabilities"`` (default) or ``"logits"`` at the mask.
         batch_size: inputs per forward pass when computing features.
         min_scale: features are standardised (training mean and standard deviation)
@@ -136,8 +137,8 @@ def tune_head(
         l2: ridge weight on the standardised head (oracle mode uses none). Without it
             L-BFGS grows the weights on separable data until the decisions follow
             rounding noise; 1e-3 keeps a briefly pretrained network's head stable under
-            feature perturbations of 1e-4 (tested) and costs nothing measurable on a
-            trained one.
+            feature perturbations of 1e-4 (tested). On the CPU-scale network of
+            experiment 1 at m = 25 it cost 0.4 points of test accuracy (90.7% -> 90.3%).
         fit_kwargs: passed to :func:`hmmtune.tuning.fit_head` (``method``, ``l2``, ...).
     """
     X = mask_features(lm, tokens, features, batch_size)
@@ -236,9 +237,11 @@ def tune_prompt(
 
     Args:
         lm: the pretrained :class:`MaskedLM` (its weights are not modified).
-        tokens, labels: training inputs (B, T) and classes (B,).
-        val_tokens, val_labels: validation split; the epoch with the best validation
-            accuracy is kept.
+        tokens: (B, T) training inputs.
+        labels: (B,) their classes.
+        val_tokens: validation inputs; the epoch with the best validation accuracy is
+            kept.
+        val_labels: their classes.
         num_prompt_tokens: k (the paper: 20).
         features: ``"probabilities"`` (default) or ``"logits"`` at the mask.
         init_head: initial probe. ``"fit"`` (default): the logistic-regression head
@@ -249,7 +252,9 @@ def tune_prompt(
             :meth:`hmmtune.tuning.LinearHead.from_init` accepts.
         init_prompt: (k, d) initial embeddings; default the embeddings of ``k`` random
             real tokens (:meth:`MaskedLM.init_prompt`, seeded).
-        lr, epochs, batch_size: Adam's schedule (the paper's defaults).
+        lr: Adam's learning rate (the paper's 0.01).
+        epochs: passes over the training inputs (the paper's 100).
+        batch_size: inputs per step (the paper's 128).
         patience: stop after this many epochs without a better validation score
             (None: run all epochs).
         l2: weight of ``l2 / 2 * ||w||^2`` on the (standardised) probe during the joint
@@ -416,8 +421,10 @@ def tune_attention(
 
     Args:
         lm: the pretrained :class:`MaskedLM`.
-        tokens, labels: training inputs (B, T) and classes.
-        val_tokens, val_labels: validation split.
+        tokens: (B, T) training inputs.
+        labels: (B,) their classes.
+        val_tokens: validation inputs (optional).
+        val_labels: their classes.
         stride: masking stride of :meth:`MaskedLM.token_predictions`.
         fit_kwargs: passed to :func:`hmmtune.tuning.fit_attention`.
     """
