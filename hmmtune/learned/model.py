@@ -20,6 +20,7 @@ Shapes: ``B`` inputs, ``T`` tokens per input, ``L`` tokens per block, ``n`` toke
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,6 +30,33 @@ from torch import Tensor, nn
 from ..models._checks import as_tokens
 
 __all__ = ["EncoderConfig", "MaskedLM"]
+
+
+def _fresh_casts(method):
+    """Run ``method`` with autocast's cast cache off (the previous setting is restored).
+
+    Inside an autocast region, torch caches the low-precision cast of every leaf weight
+    that requires a gradient and reuses it until the outermost region exits, keyed by
+    the tensor and blind to in-place updates. A caller that wraps a whole run in one
+    region (``bench/paper_scale_gpu.py --bf16``) then gets forward passes that ignore
+    the optimiser's updates, casts made under ``no_grad`` that cut gradients off, and a
+    frozen model (``requires_grad`` off: never cached) that computes other features
+    than the same model with gradients on -- prompt tuning reported train and
+    validation accuracies of one network and the test accuracy came from another.
+    Casting afresh in every call costs one cast per weight and forward pass, as an
+    autocast region per step does.
+    """
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        was = torch.is_autocast_cache_enabled()
+        torch.set_autocast_cache_enabled(False)
+        try:
+            return method(*args, **kwargs)
+        finally:
+            torch.set_autocast_cache_enabled(was)
+
+    return wrapper
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,7 @@ class MaskedLM(nn.Module):
             f"max_length={c.max_length}, parameters={size:,})"
         )
 
+    @_fresh_casts
     def forward(self, tokens: Tensor, prompt: Tensor | None = None, return_hidden: bool = False) -> Tensor:
         """Logits over the ``n`` real tokens at every position.
 
@@ -217,6 +246,7 @@ class MaskedLM(nn.Module):
             self.train(was)
 
     @torch.no_grad()
+    @_fresh_casts
     def mask_features(self, x: Any, kind: str = "probabilities", batch_size: int = 512) -> Tensor:
         """Frozen features at the mask for head tuning: ``"probabilities"`` (default,
         as the theory's ``G_0``), ``"logits"``, or ``"hidden"`` (the final hidden state)."""
