@@ -378,8 +378,11 @@ def head_certificate(
                     f"no linear head reproduces the labels on {how}: the Farkas weights put the classes' "
                     f"convex hulls in contact (certificate verified {res.verified})"
                 )
-                if acc is not None:
-                    expl += f"; the best linear head found (MILP) reaches {100 * acc:.1f}%" + ("" if optimal else " (search stopped at its node limit; not proven optimal)")
+                if acc is not None and acc == acc:  # not NaN
+                    if optimal:
+                        expl += f"; the best linear head reaches {100 * acc:.1f}% (MILP, proven optimal)"
+                    else:
+                        expl += f"; a linear head found by search reaches {100 * acc:.1f}% (a lower bound on the best)"
                 return Condition(
                     "head: LP certificate on concrete inputs",
                     False,
