@@ -625,7 +625,10 @@ def chain_condition(model: HMM, tau: float = 0.0) -> Condition:
     init = [mats["initial"][h, 0] for h in range(model.num_states)] if exact else model.initial.detach().double().cpu().numpy()
     cs = _graph.chain_structure(trans, init, tau)
     parts = [f"{len(cs.components)} strongly connected component(s)"]
-    parts.append("irreducible" + (" and aperiodic" if cs.aperiodic else "") if cs.irreducible else f"{len(cs.attracting)} attracting")
+    if cs.irreducible:
+        parts.append("irreducible and aperiodic" if cs.aperiodic else f"irreducible with period {cs.periods[0]}")
+    else:
+        parts.append(f"{len(cs.attracting)} attracting")
     if cs.unreachable:
         parts.append(f"states {cs.unreachable} unreachable from the initial distribution")
     return Condition(
