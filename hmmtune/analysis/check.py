@@ -76,7 +76,7 @@ def check(
     }
     name = getattr(model, "name", None) or "model"
     if isinstance(model, MemoryHMM):
-        conds = [C.chain_condition(_chain_view(model), tau)]
+        conds = [C.chain_condition(_ChainView(model), tau)]
         conds += C.memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
         shape = {
             "num_cells": model.num_cells,
@@ -117,7 +117,7 @@ def check(
     return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings)
 
 
-class _chain_view:
+class _ChainView:
     """The Z-chain of a memory model seen as (initial, transition) for chain facts."""
 
     def __init__(self, model):

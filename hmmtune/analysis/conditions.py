@@ -800,7 +800,7 @@ def _points_on_and_off(expr, params: dict) -> tuple[dict | None, dict | None]:
         if outside:
             break
     inside = None
-    for name, p in params.items():
+    for p in params.values():
         others = {k: v for k, v in base.items() if k != p["symbol"]}
         for trial in [others] + [{**others, q["symbol"]: c} for q in params.values() if q is not p for c in _candidates(q)]:
             sol = sympy.solveset(expr.subs(trial), p["symbol"], domain=sympy.Interval(p["min"], p["max"]))

@@ -185,12 +185,11 @@ def candidate_supports(
     S: set[int] = set()
     uncovered = set(relevant)
     while uncovered:
-        def score(d):
-            gain = len(succ[d] & uncovered)
-            cost = len(succ[d] - S)
-            return (-(gain / (cost + 1e-9)), cost, d)
-
-        d = min((d for d in cands if succ[d] & uncovered), key=score)
+        # best gain per newly added support state, then fewest new states, then lowest index
+        d = min(
+            (d for d in cands if succ[d] & uncovered),
+            key=lambda d: (-len(succ[d] & uncovered) / (len(succ[d] - S) + 1e-9), len(succ[d] - S), d),
+        )
         chosen.append(d)
         S |= succ[d]
         uncovered -= succ[d]
