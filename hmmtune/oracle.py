@@ -1,4 +1,4 @@
-"""The perfect pretrained masked language model (THEORY.md sections 2 and 5).
+"""The perfect pretrained masked language model (docs/theory.md, "The perfect masked LM", "Prompts").
 
 Pretraining is idealised as learning the generative model exactly, so the masked LM
 outputs true conditionals. A downstream input ``x = (x_1..x_T)`` is fed as
@@ -10,7 +10,7 @@ Shapes: ``B`` inputs, ``T`` tokens per input, ``m`` states, ``n`` tokens, ``k`` 
 tokens. Arrays are stored as in :class:`hmmtune.HMM` (``emission`` is (m, n)); the
 paper's ``W`` is ``emission.T``, so ``G = W p`` is ``p @ emission`` here.
 
-The oracle also accepts a :class:`hmmtune.MemoryHMM` (THEORY.md section 6). Then the
+The oracle also accepts a :class:`hmmtune.MemoryHMM` (docs/theory.md, "Memory-augmented HMMs"). Then the
 hidden state at a position is ``(M, Z_t)``; "state" results are over the chain states
 ``Z_t`` (``K = N * S`` of them, index ``j * S + s``), "emission" results over the
 columns ``(v, s)`` of W (``V * S`` of them, index ``v * S + s``), and
@@ -102,7 +102,7 @@ class OracleMLM:
         return MaskMessages(_chunked(fn, tokens, tokens.shape[1] * hmm.num_states, chunk_size))
 
     def prompt_prior(self, prompt: Tensor) -> Tensor:
-        """Prior of the mask state after a soft prompt, ``r(u)`` (THEORY.md 5), normalised.
+        """Prior of the mask state after a soft prompt, ``r(u)`` (docs/theory.md, "Prompts"), normalised.
 
         Args:
             prompt: (k, m) nonnegative likelihood rows ``u_1..u_k`` of the soft tokens
@@ -184,7 +184,7 @@ class OracleMLM:
         """The oracle's output at the mask, ``G_0(x) = W p_0(x)`` (or ``G_0^u``), shape (B, n).
 
         Differentiable with respect to ``prompt``. For a memory model,
-        ``G_0(x) = W P((M_{J_0}, S_0) | x_1..x_T)`` (THEORY.md 6).
+        ``G_0(x) = W P((M_{J_0}, S_0) | x_1..x_T)`` (docs/theory.md, "Memory-augmented HMMs").
         """
         if self._memory:
             return self.mask_emission_posterior(x, prompt, chunk_size) @ self.model.emission
@@ -209,7 +209,7 @@ class OracleMLM:
         """``P(H_t | x_{-t})`` at every position of a downstream input, shape (B, T, m).
 
         The mask at position 0 stays unobserved, so the chain over ``x_1..x_T`` starts
-        from ``P(H_1) = initial @ transition`` (THEORY.md 2).
+        from ``P(H_1) = initial @ transition`` (docs/theory.md, "The perfect masked LM").
 
         For a memory model: ``P(Z_t | x_{-t})``, shape (B, T, K).
         """
@@ -225,7 +225,7 @@ class OracleMLM:
     def token_predictions(self, x: Any, chunk_size: int | None = None) -> Tensor:
         """``G_t(x) = P(X_t | x_{-t})`` at every position of a downstream input, (B, T, n).
 
-        For a memory model ``G_t(x) = W P((M_{J_t}, S_t) | x_{-t})`` (THEORY.md 6).
+        For a memory model ``G_t(x) = W P((M_{J_t}, S_t) | x_{-t})`` (docs/theory.md, "Memory-augmented HMMs").
         """
         if self._memory:
             return self.token_emission_posteriors(x, chunk_size) @ self.model.emission
@@ -244,7 +244,7 @@ class OracleMLM:
 
     # ------------------------------------------------------- memory models
     def memory_posterior(self, x: Any, cell: int | None = None, chunk_size: int | None = None) -> Tensor:
-        """The memory task's target ``P(M_{cell} | x_1..x_T)`` for a downstream input (THEORY.md 6).
+        """The memory task's target ``P(M_{cell} | x_1..x_T)`` for a downstream input (docs/theory.md, "Memory-augmented HMMs").
 
         The input follows the mask at position 0, so the chain over ``x_1..x_T`` starts
         from ``initial @ transition``.

@@ -1,6 +1,6 @@
 """Shared fixtures and independent references for the test suite.
 
-The references here are written from THEORY.md directly, in numpy, by brute-force
+The references here are written from docs/theory.md directly, in numpy, by brute-force
 enumeration over every hidden path (``itertools.product``). They share no code with
 :mod:`hmmtune`, so agreement with them is evidence, not a tautology. They are
 exponential in the length and only meant for tiny models (m**L paths, L <= ~9).

@@ -1,4 +1,4 @@
-"""Brute-force reference for memory-augmented HMMs (THEORY.md section 6), numpy only.
+"""Brute-force reference for memory-augmented HMMs (docs/theory.md, "Memory-augmented HMMs"), numpy only.
 
 It enumerates every memory configuration and every path of the chain ``Z_t = (J_t, S_t)``
 and shares no code with :mod:`hmmtune`, so agreement with it is evidence. Exponential in

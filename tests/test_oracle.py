@@ -2,7 +2,7 @@
 
 Downstream inputs are ``[MASK] x_1 .. x_T`` with the mask at position 0 and ``H_0 ~ initial``;
 with a prompt, soft tokens sit at positions -k..-1, each contributing its likelihood row
-``u_j`` as an emission, and the chain starts at ``H_{-k} ~ initial`` (THEORY.md 2 and 5).
+``u_j`` as an emission, and the chain starts at ``H_{-k} ~ initial`` (docs/theory.md, "The perfect masked LM", "Prompts").
 """
 
 from __future__ import annotations
@@ -164,7 +164,7 @@ def test_encode_once_reuse_for_many_prompts(monkeypatch):
 
 
 def test_mask_backward_message_is_likelihood_of_the_input():
-    """beta_0[h] is proportional to P(x_1..x_T | H_0 = h) (THEORY.md 1)."""
+    """beta_0[h] is proportional to P(x_1..x_T | H_0 = h) (docs/theory.md, "Conventions")."""
     pi, A, B = np_params("m4n3")
     x = _inputs("m4n3", 3)
     beta0 = OracleMLM(HMM(pi, A, B)).encode(x).backward.numpy()

@@ -1,4 +1,4 @@
-"""OracleMLM on a MemoryHMM (THEORY.md sections 2, 5 and 6): the mask prediction, the
+"""OracleMLM on a MemoryHMM (docs/theory.md, "The perfect masked LM", "Prompts", "Memory-augmented HMMs"): the mask prediction, the
 leave-one-out token predictions and the memory task's target, against brute force over
 memory values and hidden paths and against the oracle of the flattened HMM."""
 

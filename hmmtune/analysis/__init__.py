@@ -1,4 +1,4 @@
-"""Conditions and certificates for head, prompt and memory tuning (THEORY.md 4-6).
+"""Conditions and certificates for head, prompt and memory tuning (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)", "Memory-augmented HMMs").
 
 The entry point is :func:`check`, which returns a :class:`Report`; the individual
 checks live in :mod:`hmmtune.analysis.conditions`, the exact / numerical / structural

@@ -1,4 +1,4 @@
-"""Linear (in)separability with Farkas certificates (THEORY.md 4, "When it fails").
+"""Linear (in)separability with Farkas certificates (docs/theory.md, "Theorem H (head tuning)").
 
 No linear head ``(b, c)`` reproduces binary labels ``y`` on features ``G_x`` exactly when
 the LP ``s_x (b . G_x + c) >= 1`` (``s_x = 2 y_x - 1``) is infeasible. Its Farkas
@@ -58,7 +58,7 @@ def all_inputs(num_tokens: int, length: int) -> np.ndarray:
 
 
 def exact_mask_posterior(exact: dict, tokens: Sequence[int]) -> list[sympy.Rational]:
-    """``P(H_0 | x_1..x_T)`` in exact rational arithmetic (THEORY.md 2), for checking.
+    """``P(H_0 | x_1..x_T)`` in exact rational arithmetic (docs/theory.md, "The perfect masked LM"), for checking.
 
     Args:
         exact: dict of sympy matrices ``initial`` (m,), ``transition`` (m, m),

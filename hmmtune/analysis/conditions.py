@@ -1,4 +1,4 @@
-"""Theorems H, P and M as checks that return witnesses (THEORY.md 4, 5, 6).
+"""Theorems H, P and M as checks that return witnesses (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)", "Theorem M (attention heads)").
 
 Each check returns :class:`Condition` records: whether the condition holds (True, False,
 or None when undetermined), how that was decided (exact, numerical with a tolerance,
@@ -321,7 +321,7 @@ def head_certificate(
     seed: int = 0,
     best_accuracy: bool = True,
 ) -> Condition:
-    """Decide on concrete inputs whether ANY linear head reproduces the labels (THEORY 4).
+    """Decide on concrete inputs whether ANY linear head reproduces the labels (docs/theory.md, "Theorem H (head tuning)").
 
     The input set ``X_0`` is all of ``[n]^T`` when ``n^T <= max_inputs``, else
     ``num_samples`` sampled downstream inputs; inputs with a tie (``mu . p_0(x) = 0``) are
@@ -590,7 +590,7 @@ def prompt_condition(
 
 def _prompt_chain(G, start: frozenset[int], D: frozenset[int], k: int) -> list[frozenset[int]]:
     """Sets D_0 .. D_{k-1} = D with D_0 in supp(initial) and every state of D_j having a
-    predecessor in D_{j-1}; u_j is the indicator of D_{j-1} (THEORY.md 5)."""
+    predecessor in D_{j-1}; u_j is the indicator of D_{j-1} (docs/theory.md, "Reachable prompt supports")."""
     chain = [frozenset(D)]
     lay = _graph.layers(G, start, k - 1)
     for j in range(k - 1, 0, -1):
@@ -659,7 +659,7 @@ def memory_condition(
     tol: float | None = None,
     anchor_threshold: float = 0.99,
 ) -> list[Condition]:
-    """Theorem M for a :class:`hmmtune.MemoryHMM` (THEORY.md 6).
+    """Theorem M for a :class:`hmmtune.MemoryHMM` (docs/theory.md, "Theorem M (attention heads)").
 
     Returns: memory non-degeneracy (for some local state s the V columns ``W[:, (., s)]``
     are independent; witness: the rank per s), the flattened vanilla condition beside it
@@ -820,7 +820,7 @@ def _rank_at(M, point: dict) -> int:
 
 
 def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[Condition]:
-    """Degeneracy loci of the rank conditions of a parametric model (THEORY 4-5).
+    """Degeneracy loci of the rank conditions of a parametric model (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)").
 
     For ``W`` (and ``W[:, S]`` for a prompt support S) the rank is below the number of
     columns exactly where the Gram determinant ``det(W^T W)`` vanishes; sympy solves it on

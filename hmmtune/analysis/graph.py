@@ -1,4 +1,4 @@
-"""Transition-graph facts and prompt-reachable supports (THEORY.md 5), with networkx.
+"""Transition-graph facts and prompt-reachable supports (docs/theory.md, "Reachable prompt supports"), with networkx.
 
 Edges are the transitions ``i -> j`` with ``transition[i, j] > tau``; ``tau = 0`` gives
 the exact graph (on exact entries when the model has them). For the paper's dense but
@@ -64,7 +64,7 @@ def successors(G: nx.DiGraph, states: Iterable[int]) -> frozenset[int]:
 
 
 def layers(G: nx.DiGraph, start: Iterable[int], max_length: int) -> list[frozenset[int]]:
-    """``L_0 = start`` and ``L_{j+1} = Succ(L_j)`` for j < max_length (THEORY.md 5)."""
+    """``L_0 = start`` and ``L_{j+1} = Succ(L_j)`` for j < max_length (docs/theory.md, "Reachable prompt supports")."""
     out = [frozenset(start)]
     for _ in range(max_length):
         out.append(successors(G, out[-1]))

@@ -1,4 +1,4 @@
-"""Exact, numerical and structural rank (THEORY.md 4-6).
+"""Exact, numerical and structural rank (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)", "Memory-augmented HMMs").
 
 Exact arithmetic runs on FLINT's rational matrices (python-flint ``fmpq_mat``): the
 rank of a dense 200 x 200 rational matrix takes about 0.02 s there against 30 s or more
@@ -132,7 +132,7 @@ def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rationa
 
     ``W`` is (n, k). We solve ``(W^T W) c = target`` (consistent exactly when ``target``
     lies in the row space of W) and return ``b = W c``, which lies in the column space of
-    W and is therefore the minimum-norm solution (THEORY.md 4:
+    W and is therefore the minimum-norm solution (docs/theory.md, "Theorem H (head tuning)":
     ``b = W (W^T W)^{-1} mu`` when W has full column rank).
     """
     Wf = to_fmpq_mat(W)

@@ -1,4 +1,4 @@
-"""The task a condition is checked for (THEORY.md 3 and 6), and its JSON file format.
+"""The task a condition is checked for (docs/theory.md, "Downstream tasks", "Memory-augmented HMMs"), and its JSON file format.
 
 A task file (or the ``"task"`` field of a model file)::
 

@@ -1,4 +1,4 @@
-"""Experiment 1 of the paper: head vs prompt tuning on vanilla HMMs, in oracle mode (THEORY.md 7).
+"""Experiment 1 of the paper: head vs prompt tuning on vanilla HMMs, in oracle mode (docs/theory.md, "The paper's experiments").
 
 For every number of hidden states ``m`` and seed: draw the paper's random HMM
 (:func:`hmmtune.paper_hmm`, n = 10 tokens), sample downstream inputs ``x_1..x_128``
@@ -48,7 +48,7 @@ NAME = "exp1"
 STATES = (4, 8, 10, 12, 15, 25, 30)
 #: Result keys and their labels, in plotting order.
 METHODS = {"prompt": "prompt tuning", "head": "head tuning"}
-#: Published test accuracy (%), mean over seeds, read off the paper's figure (THEORY.md 7);
+#: Published test accuracy (%), mean over seeds, read off the paper's figure (docs/theory.md, "The paper's experiments");
 #: m = 12 is in the figure but not in the table.
 PUBLISHED = {
     "prompt": {4: 99.7, 8: 97.0, 10: 93.0, 15: 87.0, 25: 74.8, 30: 75.1},

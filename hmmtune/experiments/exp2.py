@@ -1,5 +1,5 @@
 """Experiment 2 of the paper: memory HMM + attention head vs vanilla HMM + linear head,
-in oracle mode (THEORY.md 6 and 7).
+in oracle mode (docs/theory.md, "Memory-augmented HMMs", "The paper's experiments").
 
 For every number of memory values ``V`` (flattened ``m = V * S`` with ``S = 4`` local
 states) and seed:
@@ -16,7 +16,7 @@ states) and seed:
   model's ``G_0(x)`` for the memory task, which shows how much of the gain needs the
   attention.
 
-THEORY.md gives no split sizes or input length for experiment 2; we use experiment 1's
+The paper gives no split sizes or input length for experiment 2; we use experiment 1's
 (T = 128, train / validation / test 5000 / 500 / 1000) and the paper's 5 seeds.
 """
 
@@ -42,7 +42,7 @@ METHODS = {
     "vanilla_linear": "vanilla HMM + linear head",
     "memory_linear": "memory HMM + linear head",
 }
-#: Published test accuracy (%) (THEORY.md 7), keyed by the flattened m.
+#: Published test accuracy (%) (docs/theory.md, "The paper's experiments"), keyed by the flattened m.
 PUBLISHED = {
     "memory_attention": {8: 99.8, 12: 99.9, 20: 99.9, 28: 97.8},
     "vanilla_linear": {8: 83.2, 12: 80.7, 20: 64.4, 28: 66.2},

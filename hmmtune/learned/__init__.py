@@ -1,4 +1,4 @@
-"""Learned mode: a real transformer masked LM pretrained on HMM text (THEORY.md 7).
+"""Learned mode: a real transformer masked LM pretrained on HMM text (docs/theory.md, "The paper's experiments").
 
 :class:`MaskedLM` is a small BERT-style encoder; :func:`pretrain` trains it with the
 masked-LM objective on sequences streamed from a model's sampler and tracks the

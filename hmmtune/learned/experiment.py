@@ -1,4 +1,4 @@
-"""The paper's experiments in learned mode (THEORY.md 7).
+"""The paper's experiments in learned mode (docs/theory.md, "The paper's experiments").
 
 Oracle mode (:mod:`hmmtune.experiments`) tunes heads and prompts on the *perfect* masked
 LM. Learned mode pretrains a real transformer (:func:`hmmtune.learned.pretrain`) on text
@@ -187,7 +187,7 @@ CPU_SCALE = LearnedScale(
     stride=16,
 )
 
-#: The authors' setting (THEORY.md 7): BERT-base, 5000 sequences of 10,240 tokens in
+#: The authors' setting (docs/theory.md, "The paper's experiments"): BERT-base, 5000 sequences of 10,240 tokens in
 #: 512-token blocks, 3 epochs, mask rate 0.05, lr 1e-5; T = 128, splits 5000/500/1000,
 #: prompt tuning lr 0.01, 100 epochs, batch 128. Needs a GPU.
 PAPER_SCALE = LearnedScale(

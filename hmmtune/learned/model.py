@@ -1,4 +1,4 @@
-"""A small BERT-style masked language model in plain torch (THEORY.md section 7).
+"""A small BERT-style masked language model in plain torch (docs/theory.md, "The paper's experiments").
 
 The learned counterpart of :class:`hmmtune.OracleMLM`: token and position embeddings,
 an ``nn.TransformerEncoder`` and an output layer over the ``n`` real tokens. The
@@ -274,7 +274,7 @@ class MaskedLM(nn.Module):
         """Predictions ``P(X_t | rest)`` at every input position ``t = 1..T``, (B, T, n).
 
         The learned counterpart of :meth:`hmmtune.OracleMLM.token_predictions` (the
-        ``G_t`` an attention head reads, THEORY.md 6). The input is ``[MASK] x``; in
+        ``G_t`` an attention head reads, docs/theory.md, "Theorem M (attention heads)"). The input is ``[MASK] x``; in
         pass ``r`` (``r = 0..stride-1``) the positions ``t`` with ``t % stride == r`` are
         masked together and predicted. ``stride = T`` is exact leave-one-out (``T``
         passes); the default 20 masks one position in 20, the density the model saw in

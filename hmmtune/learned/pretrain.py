@@ -1,6 +1,6 @@
 """Masked-LM pretraining of a :class:`MaskedLM` on text streamed from a generative model.
 
-THEORY.md section 7: the authors pretrained BERT on 5000 sequences of 10,240 tokens cut
+docs/theory.md, "The paper's experiments": the authors pretrained BERT on 5000 sequences of 10,240 tokens cut
 into 512-token blocks, 3 epochs, mask rate 0.05, lr 1e-5. :func:`pretrain` repeats this
 at any scale without storing the corpus: the corpus is split into shards of
 ``shard_sequences`` sequences, and shard ``j`` is always sampled with the same seed, so

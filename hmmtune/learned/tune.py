@@ -1,4 +1,4 @@
-"""Head and prompt tuning on a frozen learned masked LM (THEORY.md 4-7).
+"""Head and prompt tuning on a frozen learned masked LM (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)", "Memory-augmented HMMs", "The paper's experiments").
 
 The same three recipes as on the perfect model (:mod:`hmmtune.tuning`), with the learned
 network in place of the oracle:
@@ -119,7 +119,7 @@ def tune_head(
     l2: float = 1e-3,
     **fit_kwargs,
 ) -> LearnedHeadFit:
-    """Head tuning on the frozen learned model (THEORY.md 4).
+    """Head tuning on the frozen learned model (docs/theory.md, "Theorem H (head tuning)").
 
     Args:
         lm: the pretrained :class:`MaskedLM` (not modified).
@@ -227,7 +227,7 @@ def tune_prompt(
     eval_batch_size: int = 512,
     progress: bool = False,
 ) -> LearnedPromptFit:
-    """Prompt tuning on the frozen learned model (THEORY.md 5 and 7).
+    """Prompt tuning on the frozen learned model (docs/theory.md, "Theorem P (prompt tuning)", "The paper's experiments").
 
     ``k`` trainable input embeddings ``z_1..z_k`` are prepended to ``[MASK] x`` and a linear
     probe reads the mask output; prompt and probe are trained jointly by Adam
@@ -417,7 +417,7 @@ def tune_attention(
     batch_size: int = 256,
     **fit_kwargs,
 ) -> LearnedAttentionFit:
-    """An attention head over the frozen model's per-position predictions (THEORY.md 6).
+    """An attention head over the frozen model's per-position predictions (docs/theory.md, "Theorem M (attention heads)").
 
     Args:
         lm: the pretrained :class:`MaskedLM`.

@@ -1,4 +1,4 @@
-"""Generative models and exact inference (THEORY.md sections 1, 2 and 6)."""
+"""Generative models and exact inference (docs/theory.md, "Conventions", "The perfect masked LM", "Memory-augmented HMMs")."""
 
 from .generators import dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
 from .hmm import HMM, MAX_CHUNK_ELEMENTS

@@ -25,10 +25,10 @@ def _rng(seed) -> np.random.Generator:
 
 def permutation_mixture(num_states: int, temp: float, rng: np.random.Generator) -> np.ndarray:
     """``sum_k w_k P_k`` over ``num_states`` random permutation matrices ``P_k`` with weights
-    ``w = softmax((U - 0.5) / temp)`` (THEORY.md 7). Doubly stochastic and peaked. An entry (i, j) that none
-    of the independent permutations maps is exactly 0: on average a fraction
-    ``(1 - 1/m)^m`` (about 1/e) of the entries, so THEORY.md 7's "all entries > 0" does not
-    hold for this construction; covered entries are positive (down to about 1e-44)."""
+    ``w = softmax((U - 0.5) / temp)`` (docs/theory.md, "The paper's experiments"). Doubly stochastic and
+    peaked. An entry (i, j) that none of the independent permutations maps is exactly 0: on
+    average a fraction ``(1 - 1/m)^m`` (about 1/e) of the entries (docs/theory.md, "Tolerance
+    mode"), so not every entry is positive; covered entries are positive (down to about 1e-44)."""
     w = _softmax((rng.random(num_states) - 0.5) / temp)
     A = np.zeros((num_states, num_states))
     rows = np.arange(num_states)
@@ -46,7 +46,7 @@ def paper_hmm(
     seed=None,
     **kwargs,
 ) -> HMM:
-    """The random HMM of the paper's experiments (THEORY.md 7).
+    """The random HMM of the paper's experiments (docs/theory.md, "The paper's experiments").
 
     - ``initial = softmax((U - 0.5) / start_temp)`` over the states (nearly uniform);
     - ``transition`` = a mixture of ``num_states`` random permutation matrices with
@@ -114,7 +114,7 @@ def paper_memory_hmm(
     seed=None,
     **kwargs,
 ) -> MemoryHMM:
-    """The memory-augmented HMM of the paper's experiment 2 (THEORY.md 7).
+    """The memory-augmented HMM of the paper's experiment 2 (docs/theory.md, "The paper's experiments").
 
     A single memory cell (N = 1) with ``V = num_values`` values and
     ``S = num_local_states`` local states:
@@ -166,7 +166,7 @@ def paper_vanilla_control(
     seed=None,
     **kwargs,
 ) -> HMM:
-    """The vanilla control of experiment 2 (THEORY.md 7): :func:`paper_hmm` with
+    """The vanilla control of experiment 2 (docs/theory.md, "The paper's experiments"): :func:`paper_hmm` with
     ``m = num_values * num_local_states`` states (a full random permutation-mixture
     transition instead of the block-diagonal one), same vocabulary and temperatures."""
     for label, v in (("num_values", num_values), ("num_local_states", num_local_states)):

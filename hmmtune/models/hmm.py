@@ -1,4 +1,4 @@
-"""The vanilla hidden Markov model (THEORY.md section 1)."""
+"""The vanilla hidden Markov model (docs/theory.md, "Conventions")."""
 
 from __future__ import annotations
 
@@ -255,7 +255,7 @@ class HMM:
         """Leave-one-out posteriors ``P(H_t | x with position t left out)``, (B, T, m).
 
         ``x`` is a plain sequence: its first token's state is drawn from ``initial``
-        (THEORY.md 2). For downstream inputs after a mask use
+        (docs/theory.md, "The perfect masked LM"). For downstream inputs after a mask use
         :meth:`hmmtune.OracleMLM.token_predictions`.
         """
         f = lambda tok: inference.hmm_masked_posterior(self.initial, self.transition, self._lazy_likelihoods(tok))

@@ -1,6 +1,6 @@
 """Pure, batched exact-inference functions for discrete hidden Markov models.
 
-Conventions (THEORY.md section 1): ``initial`` (m,) is the law of the state at the
+Conventions (docs/theory.md, "Conventions"): ``initial`` (m,) is the law of the state at the
 FIRST position, ``transition`` (m, m) is row-stochastic with
 ``transition[i, j] = P(H_{t+1}=j | H_t=i)``, and ``likelihoods`` (B, T, m) holds
 ``P(x_t | H_t = h)`` for every sequence, position and state (see
@@ -107,7 +107,7 @@ def _raise_zero(norms: Tensor, what: str) -> None:
 def hmm_forward(
     initial: Tensor, transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False
 ) -> ForwardResult:
-    """Scaled forward pass (filtering), THEORY.md section 1.
+    """Scaled forward pass (filtering), docs/theory.md, "Conventions".
 
     Args:
         initial: (m,) law of the first state.
@@ -190,7 +190,7 @@ def _backward_loop(transition: Tensor, likelihoods: Tensor, allow_zero: bool) ->
 
 
 def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
-    """Scaled backward messages, THEORY.md section 1.
+    """Scaled backward messages, docs/theory.md, "Conventions".
 
     ``beta_{T-1} = 1`` and ``beta_{t-1} = transition @ (L_t * beta_t)``, each renormalised
     to sum to one (a positive rescaling per (sequence, position), which cancels in
@@ -406,7 +406,7 @@ def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
 
 
 def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
-    """Leave-one-out posteriors ``P(H_t | x with position t left out)`` (THEORY.md 2).
+    """Leave-one-out posteriors ``P(H_t | x with position t left out)`` (docs/theory.md, "The perfect masked LM").
 
     Proportional to ``predicted_t * beta_t``: the forward prediction from
     ``x_{0:t-1}`` times the backward message from ``x_{t+1:T-1}``; the emission at t is
@@ -427,7 +427,7 @@ def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Te
 
 
 def hmm_start_backward(transition: Tensor, likelihoods) -> Tensor:
-    """Backward message to a mask placed before the observed tokens (THEORY.md 2).
+    """Backward message to a mask placed before the observed tokens (docs/theory.md, "The perfect masked LM").
 
     For observed ``x_1..x_T`` (stored at indices 0..T-1 of ``likelihoods``) this is
     ``beta_0 = transition @ (L_1 * beta_1)``, normalised: ``beta_0[h]`` is proportional to

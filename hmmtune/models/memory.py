@@ -1,4 +1,4 @@
-"""The memory-augmented hidden Markov model (THEORY.md section 6).
+"""The memory-augmented hidden Markov model (docs/theory.md, "Memory-augmented HMMs").
 
 A sequence first draws a memory ``M = (M_1..M_N)``: ``N`` cells, each holding a value in
 ``[V]``, drawn independently (cell ``j`` from ``memory_prior[j]``) and fixed for the whole
@@ -151,7 +151,7 @@ def _safe_div(x: Tensor, s: Tensor) -> Tensor:
 
 
 class MemoryHMM:
-    """A memory-augmented HMM (THEORY.md section 6).
+    """A memory-augmented HMM (docs/theory.md, "Memory-augmented HMMs").
 
     Args:
         memory_prior: (V,) law of every memory cell, or (N, V) one law per cell (rho).
@@ -487,7 +487,7 @@ class MemoryHMM:
 
         For each sequence and configuration ``c`` the Z-chain is run with emission
         likelihoods ``L[c, t, (j, s)] = emission[c_j * S + s, x_t]``; configuration c gets
-        weight ``rho(c) P(x | c)`` (THEORY.md 6). Leave-one-out quantities weight c by
+        weight ``rho(c) P(x | c)`` (docs/theory.md, "Memory-augmented HMMs"). Leave-one-out quantities weight c by
         ``rho(c) P(x_{-t} | c)``, computed from the scale factors of both passes, so a
         configuration that cannot emit ``x_t`` alone still counts at position t.
 
@@ -495,7 +495,7 @@ class MemoryHMM:
             x: (B, T) tokens (or a 1-D sequence: results lose the batch axis).
             outputs: names of :class:`MemoryInference` fields to compute besides
                 ``log_prob``.
-            after_mask: x follows a mask at position 0 (a downstream input, THEORY.md 2):
+            after_mask: x follows a mask at position 0 (a downstream input, docs/theory.md, "The perfect masked LM"):
                 the chain over x starts from ``initial @ transition`` instead of ``initial``.
             chunk_size: sequences per chunk (default: as many as ``max_elements`` allows).
             max_elements: limit on the entries of one working tensor
@@ -681,7 +681,7 @@ class MemoryHMM:
 
     def masked_emission_posterior(self, x: Any, **kwargs) -> Tensor:
         """Leave-one-out ``P((M_{J_t}, S_t) | x_{-t})``: (B, T, V * S); ``@ emission`` gives
-        the masked LM's prediction ``G_t(x)`` (THEORY.md 6)."""
+        the masked LM's prediction ``G_t(x)`` (docs/theory.md, "Memory-augmented HMMs")."""
         return self.infer(x, ("masked_emission_posterior",), **kwargs).masked_emission_posterior
 
     def masked_memory_posterior(self, x: Any, **kwargs) -> Tensor:
@@ -690,7 +690,7 @@ class MemoryHMM:
 
     # ----------------------------------------------------------------- flatten
     def to_hmm(self, max_elements: int | None = None) -> HMM:
-        """The equivalent vanilla :class:`hmmtune.HMM` on ``[V]^N x [N] x [S]`` (THEORY.md 6).
+        """The equivalent vanilla :class:`hmmtune.HMM` on ``[V]^N x [N] x [S]`` (docs/theory.md, "Memory-augmented HMMs").
 
         State ``c * K + z`` is configuration c (:meth:`configurations`) with chain state
         z; ``initial = rho(c) * initial[z]``, the transition is block diagonal with one

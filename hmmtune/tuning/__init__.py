@@ -1,4 +1,4 @@
-"""Tasks, heads, prompts and training loops on exact features (THEORY.md 3-6).
+"""Tasks, heads, prompts and training loops on exact features (docs/theory.md, "Downstream tasks", "Theorem H (head tuning)", "Theorem P (prompt tuning)", "Memory-augmented HMMs").
 
 - :mod:`~hmmtune.tuning.tasks`: linear tasks on exact posteriors, the paper's random task,
   minority-class rejection with a deterministic re-draw.

@@ -1,4 +1,4 @@
-"""An attention head over the oracle's per-position predictions (THEORY.md 6).
+"""An attention head over the oracle's per-position predictions (docs/theory.md, "Theorem M (attention heads)").
 
 For a memory HMM the oracle predicts every token from the rest,
 ``G_t(x) = P(X_t | x_{-t})`` (:meth:`token_predictions`, shape (B, T, n)). Theorem M's head
@@ -93,7 +93,7 @@ def fit_attention(
     batch_size: int = 128,
     seed: int = 0,
 ) -> AttentionFit:
-    """Fit an attention head on per-position features (THEORY.md 6, Theorem M).
+    """Fit an attention head on per-position features (docs/theory.md, "Theorem M (attention heads)").
 
     Args:
         features: (B, T, n) per-position predictions ``G_t(x)``.

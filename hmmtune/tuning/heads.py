@@ -1,4 +1,4 @@
-"""Head tuning: a linear probe on frozen features (THEORY.md 4).
+"""Head tuning: a linear probe on frozen features (docs/theory.md, "Theorem H (head tuning)").
 
 A head is ``f(x) = argmax_c (weight @ G(x) + bias)_c``; for two classes this is
 ``1[b . G(x) + c >= 0]`` with ``b = weight[1] - weight[0]``, ``c = bias[1] - bias[0]``.
@@ -190,7 +190,7 @@ def fit_head(
     batch_size: int = 128,
     seed: int = 0,
 ) -> HeadFit:
-    """Fit a linear head by logistic regression (THEORY.md 4).
+    """Fit a linear head by logistic regression (docs/theory.md, "Theorem H (head tuning)").
 
     Args:
         features: (B, n) frozen features (``G_0`` from :meth:`hmmtune.OracleMLM.mask_prediction`,

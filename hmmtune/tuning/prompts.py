@@ -1,4 +1,4 @@
-"""Prompt tuning through the exact prompted oracle (THEORY.md 5).
+"""Prompt tuning through the exact prompted oracle (docs/theory.md, "Theorem P (prompt tuning)").
 
 ``k`` soft tokens ``z_1..z_k`` are prepended to ``[MASK] x_1..x_T``; each is an arbitrary
 nonnegative likelihood row ``u_j`` over the hidden states. The prompted features are
@@ -97,7 +97,7 @@ def fit_prompt(
     batch_size: int = 128,
     seed: int = 0,
 ) -> PromptFit:
-    """Fit ``k`` soft prompt tokens and a linear head jointly (THEORY.md 5).
+    """Fit ``k`` soft prompt tokens and a linear head jointly (docs/theory.md, "Theorem P (prompt tuning)").
 
     Args:
         oracle: the perfect masked LM of an HMM (prompt rows over its m states) or of a

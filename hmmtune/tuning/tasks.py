@@ -1,10 +1,10 @@
-"""Downstream tasks whose labels are linear functions of exact posteriors (THEORY.md 3, 6).
+"""Downstream tasks whose labels are linear functions of exact posteriors (docs/theory.md, "Downstream tasks", "Memory-augmented HMMs").
 
 A task reads a posterior ``p`` (the first-state posterior ``P(H_0 | x)`` of a vanilla HMM,
 or the posterior ``P(M_j | x)`` of one memory cell of a memory HMM) and labels it
 
 - ``y = 1[mu . p >= 0]`` for two classes, with ``mu = weights[1] - weights[0]``
-  (a tie ``mu . p = 0`` gets label 1, as in THEORY.md 3);
+  (a tie ``mu . p = 0`` gets label 1, as in docs/theory.md, "Downstream tasks");
 - ``y = argmax_c (weights @ p)_c`` for more classes (a tie goes to the smallest class).
 
 Labels come from exact posteriors computed by :class:`hmmtune.OracleMLM`, never from
@@ -62,13 +62,13 @@ class ImbalancedTaskError(ValueError):
 
 @dataclass(frozen=True)
 class LinearTask:
-    """A linear task ``y = argmax_c (weights @ p)_c`` on a posterior ``p`` (THEORY.md 3).
+    """A linear task ``y = argmax_c (weights @ p)_c`` on a posterior ``p`` (docs/theory.md, "Downstream tasks").
 
     Attributes:
         weights: (C, d) class weights; ``d`` is the number of states ``m`` (target
             ``"state"``) or of memory values ``V`` (target a memory cell).
         cell: ``None`` for the first-state posterior ``P(H_0 | x)``; an integer ``j`` for
-            the posterior of memory cell ``j`` (THEORY.md 6).
+            the posterior of memory cell ``j`` (docs/theory.md, "Memory-augmented HMMs").
         name: free text (the recipe that drew the task).
         redraw: which deterministic re-draw produced the task (see :func:`paper_task`).
     """
@@ -107,7 +107,7 @@ class LinearTask:
 
     @property
     def mu(self) -> Tensor:
-        """``weights[1] - weights[0]`` for a binary task (THEORY.md 3)."""
+        """``weights[1] - weights[0]`` for a binary task (docs/theory.md, "Downstream tasks")."""
         if self.num_classes != 2:
             raise ValueError(f"mu is defined for binary tasks; this task has {self.num_classes} classes")
         return self.weights[1] - self.weights[0]
@@ -133,7 +133,7 @@ class LinearTask:
         return top[:, 0] - top[:, 1]
 
     def relevant_states(self, initial: Any) -> list[int]:
-        """``R = supp(nu)`` with ``nu = mu * initial`` (binary tasks, THEORY.md 3).
+        """``R = supp(nu)`` with ``nu = mu * initial`` (binary tasks, docs/theory.md, "Downstream tasks").
 
         For more classes: the states where some pairwise difference of weights, times
         ``initial``, is nonzero.
@@ -165,7 +165,7 @@ def paper_task(
     redraw: int = 0,
     cell: int | None = None,
 ) -> LinearTask:
-    """The paper's random task (THEORY.md 3 and 7).
+    """The paper's random task (docs/theory.md, "Downstream tasks", "The paper's experiments").
 
     ``M`` in R^{C x d}: ``num_nonzero`` positions drawn uniformly *with replacement* among
     the ``C * d`` entries receive independent N(0, 1) values (a position drawn twice keeps
@@ -275,7 +275,7 @@ class LabelledInputs(NamedTuple):
 
 def sample_inputs(model: Any, num_inputs: int, length: int, seed: int) -> Tensor:
     """Downstream inputs ``x_1..x_T`` of a model: sample ``T + 1`` positions from the
-    model and drop position 0, where the mask sits (THEORY.md 2). (B, T) LongTensor."""
+    model and drop position 0, where the mask sits (docs/theory.md, "The perfect masked LM"). (B, T) LongTensor."""
     result = model.sample(num_inputs, length + 1, seed=seed)
     tokens = result[0] if isinstance(result, tuple) else result.tokens
     return tokens[:, 1:].contiguous()

@@ -1,5 +1,5 @@
 """Independent references for the analysis tests: exact rational arithmetic by brute-force
-enumeration over hidden paths with :class:`fractions.Fraction`, written from THEORY.md
+enumeration over hidden paths with :class:`fractions.Fraction`, written from docs/theory.md
 sections 2-5. Nothing here calls :mod:`hmmtune.analysis` or FLINT.
 """
 
@@ -111,7 +111,7 @@ def all_inputs(n: int, T: int):
 
 
 def prompt_prior_exact(pi, A, u) -> list[Fraction]:
-    """``r(u)`` of THEORY.md 5 in Fractions, normalised."""
+    """``r(u)`` of docs/theory.md, "Prompts" in Fractions, normalised."""
     m = len(pi)
     a = [pi[h] * u[0][h] for h in range(m)]
     for row in u[1:]:
@@ -122,7 +122,7 @@ def prompt_prior_exact(pi, A, u) -> list[Fraction]:
 
 
 def backward_p0(pi, A, B, x: Sequence[int]) -> tuple[list[Fraction], Fraction]:
-    """``P(H_0 | x_1..x_T)`` exactly by the backward recursion of THEORY.md 1
+    """``P(H_0 | x_1..x_T)`` exactly by the backward recursion of docs/theory.md, "Conventions"
     (``beta_{t-1} = A (B[:, x_t] * beta_t)``) in Fractions: for inputs too long to
     enumerate paths. Returns (posterior, total)."""
     m = len(pi)

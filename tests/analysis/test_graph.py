@@ -1,6 +1,6 @@
 """Transition-graph facts (issue 4, items 4 and 6) against independent references.
 
-* The prompt-reachable supports (THEORY.md 5: exactly ``Succ(D)`` for nonempty
+* The prompt-reachable supports (docs/theory.md, "Reachable prompt supports": exactly ``Succ(D)`` for nonempty
   ``D <= L_{k-1}``) are checked by brute force over every 0/1 prompt matrix ``u`` (k x m),
   computing the support of ``r(u)`` with the oracle's ``prompt_prior``; the reference
   layers and successor sets are computed with numpy boolean matrix products.

@@ -1,4 +1,4 @@
-"""Random HMM generators (item 8): the paper's recipe (THEORY.md 7) and Dirichlet HMMs."""
+"""Random HMM generators (item 8): the paper's recipe (docs/theory.md, "The paper's experiments") and Dirichlet HMMs."""
 
 from __future__ import annotations
 
@@ -63,10 +63,10 @@ def test_paper_transition_is_nearly_deterministic():
 
 
 def test_paper_transition_zero_fraction_matches_random_permutations():
-    """THEORY.md 7 calls every entry of the paper's transition positive, but a mixture of m
-    independent random permutation matrices leaves entry (i, j) uncovered with probability
-    (1 - 1/m)^m (about 1/e): the spec's claim does not follow from its construction. We keep
-    the construction and pin the measured zero fraction to that probability."""
+    """A mixture of m independent random permutation matrices leaves entry (i, j) uncovered
+    with probability (1 - 1/m)^m (about 1/e), so not every entry of the paper's transition is
+    positive (docs/theory.md, "Tolerance mode"). We keep the authors' construction and pin the
+    measured zero fraction to that probability."""
     m, seeds = 10, 60
     zeros = np.mean([(_np(paper_hmm(m, seed=seed))[1] == 0).mean() for seed in range(seeds)])
     expected = (1 - 1 / m) ** m

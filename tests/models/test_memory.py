@@ -1,4 +1,4 @@
-"""MemoryHMM (THEORY.md section 6): exact inference against brute force, the flattened HMM
+"""MemoryHMM (docs/theory.md, "Memory-augmented HMMs"): exact inference against brute force, the flattened HMM
 and Pyro's enumeration; sampling; validation; the size guard; JSON; generators."""
 
 from __future__ import annotations

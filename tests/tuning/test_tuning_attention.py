@@ -1,4 +1,4 @@
-"""The attention head over per-position predictions (THEORY.md 6)."""
+"""The attention head over per-position predictions (docs/theory.md, "Theorem M (attention heads)")."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def full_rank_data():
 
 
 def _witness(W: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    """Minimum-norm b with W^T b = mu (THEORY.md 4), independently of the library."""
+    """Minimum-norm b with W^T b = mu (docs/theory.md, "Theorem H (head tuning)"), independently of the library."""
     return W @ np.linalg.solve(W.T @ W, mu)
 
 

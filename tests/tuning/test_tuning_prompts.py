@@ -1,4 +1,4 @@
-"""Prompt tuning through the exact prompted oracle (THEORY.md 5)."""
+"""Prompt tuning through the exact prompted oracle (docs/theory.md, "Theorem P (prompt tuning)")."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def test_theorem_p_witness_prompt_as_a_start(prompt_example):
     model, oracle, tokens, y = prompt_example
     # State 4 is in supp(initial) and its successors are exactly the relevant states
     # {0, 1}, whose emission columns are independent: the one-token witness u = e_4
-    # puts the mask's prior on {0, 1} (THEORY.md 5, Theorem P).
+    # puts the mask's prior on {0, 1} (docs/theory.md, "Theorem P (prompt tuning)").
     u = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
     prior = oracle.prompt_prior(u)
     assert torch.allclose(prior, model.transition[4])
