@@ -17,6 +17,11 @@ from .examples import example_path, list_examples
 from .models.io import ModelFileError, load_model
 
 
+#: ``check --require`` choices (the same as hmmtune.analysis.report.REQUIRE_CHOICES, kept here
+#: so that the CLI starts without importing the analysis code).
+REQUIRE_CHOICES = ("all", "head", "prompt", "memory", "task")
+
+
 class _CliError(Exception):
     """Bad input detected by the CLI itself."""
 
@@ -135,6 +140,7 @@ def cmd_check(args) -> int:
         certificate_length=args.certificate_length,
         seed=args.seed,
     )
+    report = report.requiring(args.require)
     if args.output:
         out = Path(args.output)
         if not out.parent.exists():
@@ -224,8 +230,24 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless it says it already)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if not action.option_strings or action.required or action.default is argparse.SUPPRESS or "default" in text:
+            return text
+        if action.nargs == 0:  # a flag
+            return text + (" (default: off)" if action.const is True else "")
+        return text + f" (default: {'none' if action.default is None else action.default})"
+
+
 class _Parser(argparse.ArgumentParser):
     """Bad options: one readable line on stderr and exit status 2 (no usage block)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -239,45 +261,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hmmtune {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("examples", help="list the bundled example models, or print one")
-    p.add_argument("name", nargs="?", help="an example's name: print its JSON")
+    p = sub.add_parser(
+        "examples",
+        help="list the bundled example models, or print one",
+        description="List the bundled example models with a line each, or print one example's JSON "
+        "(a model file you can copy and edit; docs: file formats).",
+    )
+    p.add_argument("name", nargs="?", help="an example's name: print its JSON (default: list them all)")
     p.set_defaults(func=cmd_examples)
 
     def model_args(p):
-        p.add_argument("model", nargs="?", metavar="MODEL.json", help="a model file (see docs: formats)")
-        p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+        p.add_argument("model", nargs="?", metavar="MODEL.json", help="a model file (docs: file formats); give it or --example")
+        p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file (list: 'hmmtune examples')")
 
     p = sub.add_parser(
         "check",
         help="check the paper's conditions (Theorems H, P, M) with witnesses and certificates",
-        description="Check which of the paper's guarantees apply. Exit code 0: every checked condition holds; "
-        "1: some do not; 2: bad input.",
+        description="Check which of the paper's guarantees apply to a model (and a task), with witnesses and "
+        "certificates. Exit code 0: the conditions chosen by --require hold (default: every checked condition); "
+        "1: some do not; 2: bad input. Rows marked 'fact' never decide the exit code.",
     )
     model_args(p)
     p.add_argument("--task", metavar="TASK.json", help="a task file (default: the model file's own 'task' field, if any)")
+    p.add_argument(
+        "--require",
+        choices=REQUIRE_CHOICES,
+        default="all",
+        help="what decides the exit code: all (every checked condition), head (the head condition: the task in the row "
+        "space of W, or rank W = m without a task), prompt (Theorem P), memory (Theorem M's rank condition), task "
+        "(head or prompt tuning provably recovers the given task)",
+    )
     p.add_argument("--json", action="store_true", help="print the full report (witnesses, certificates) as JSON")
     p.add_argument("-o", "--output", metavar="REPORT.json", help="also write the JSON report to this file")
-    p.add_argument("--max-prompt-length", type=_positive("--max-prompt-length"), default=4, metavar="K")
-    p.add_argument("--tau", type=_nonnegative_float, default=0.0, help="treat transitions <= tau as zero in the prompt search")
-    p.add_argument("--num-inputs", type=_positive("--num-inputs"), default=2000, help="sampled inputs for verification")
-    p.add_argument("--length", type=_positive("--length"), default=16, help="length of the sampled inputs")
-    p.add_argument("--certificate-length", type=_positive("--certificate-length"), default=None, metavar="T")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-prompt-length", type=_positive("--max-prompt-length"), default=4, metavar="K", help="longest prompt searched for Theorem P")
+    p.add_argument("--tau", type=_nonnegative_float, default=0.0, help="treat transitions <= tau as zero in the prompt search (0: exact)")
+    p.add_argument("--num-inputs", type=_positive("--num-inputs"), default=2000, metavar="N", help="sampled inputs for verifying witnesses and measuring margins")
+    p.add_argument("--length", type=_positive("--length"), default=16, metavar="T", help="length of the sampled inputs")
+    p.add_argument(
+        "--certificate-length",
+        type=_positive("--certificate-length"),
+        default=None,
+        metavar="T",
+        help="input length of the head's LP certificate (default: the largest T <= 6 with n^T <= 1024, so every input "
+        "of that length is used)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
     p.set_defaults(func=cmd_check)
 
-    p = sub.add_parser("sample", help="sample sequences from a model into an .npz file")
+    p = sub.add_parser(
+        "sample",
+        help="sample sequences from a model into an .npz file",
+        description="Sample sequences (tokens and hidden states; a memory model also saves its memory) into a "
+        "compressed numpy .npz file.",
+    )
     model_args(p)
-    p.add_argument("-n", "--num-sequences", type=_positive("-n"), required=True)
-    p.add_argument("-T", "--length", type=_positive("-T"), required=True)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("-o", "--output", required=True, metavar="OUT.npz")
+    p.add_argument("-n", "--num-sequences", type=_positive("-n"), required=True, metavar="N", help="number of sequences (required)")
+    p.add_argument("-T", "--length", type=_positive("-T"), required=True, metavar="T", help="tokens per sequence (required)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh randomness)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="the .npz file to write (required)")
     p.set_defaults(func=cmd_sample)
 
-    p = sub.add_parser("predict", help="sample inputs and print the perfect masked LM's predictions at the mask")
+    p = sub.add_parser(
+        "predict",
+        help="sample inputs and print the perfect masked LM's predictions at the mask",
+        description="Sample downstream inputs x and print, for each, the perfect masked LM's posterior P(H_0 | x) "
+        "over the mask's hidden state and its prediction G_0(x) = W P(H_0 | x) at the mask.",
+    )
     model_args(p)
-    p.add_argument("-n", "--num-sequences", type=_positive("-n"), default=3)
-    p.add_argument("-T", "--length", type=_positive("-T"), default=8)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", "--num-sequences", type=_positive("-n"), default=3, metavar="N", help="number of inputs")
+    p.add_argument("-T", "--length", type=_positive("-T"), default=8, metavar="T", help="tokens per input")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the inputs")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -287,11 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
         "vanilla + linear head) on exact features. Each (configuration, seed) is saved as soon as it finishes, "
         "so an interrupted sweep resumes where it stopped.",
     )
-    p.add_argument("experiment", choices=["exp1", "exp2"])
+    p.add_argument(
+        "experiment",
+        choices=["exp1", "exp2"],
+        help="exp1: head vs prompt tuning on the paper's random HMMs; exp2: memory HMM + attention head vs vanilla HMM + linear head",
+    )
     p.add_argument("--seeds", type=_positive("--seeds"), default=None, metavar="N", help="seeds 0..N-1 (default: the paper's, 20 for exp1 and 5 for exp2; 3 / 2 with --quick)")
     p.add_argument("--quick", action="store_true", help="small splits and short inputs: the same models, in seconds")
     p.add_argument("--out", default="results", metavar="DIR", help="results folder (default: results)")
-    p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes")
+    p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes (oracle mode)")
     p.add_argument("--truncate", action="store_true", help="exp1: truncate inputs as the authors did (79 tokens, 59 with the prompt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mode", choices=["oracle", "learned"], default="oracle", help="oracle: exact features (default); learned: pretrain a transformer masked LM, tune on it (docs: learned mode)")

@@ -30,7 +30,7 @@ def test_examples_exit_codes(capsys, name, code):
     out, err = capsys.readouterr()
     assert err == ""
     assert out.startswith(f"hmmtune check: {name}")
-    assert ("verdict: every checked condition holds" in out) == (code == 0)
+    assert ("verdict: holds (--require all)" in out) == (code == 0)
 
 
 def test_json_output_is_the_library_report_with_the_same_options(capsys, tmp_path):

@@ -77,17 +77,23 @@ def test_text_table_lists_every_condition_with_its_mark(example_reports, name):
     lines = text.splitlines()
     assert lines[0].startswith(f"hmmtune check: {name}")
     mark = {True: "yes", False: "NO", None: "-"}
+    fact_mark = {True: "yes", False: "no", None: "-"}
     for c in r.conditions:
         row = [ln for ln in lines if ln.startswith(c.name + " ")]
         assert len(row) == 1, c.name
-        assert row[0][len(c.name) :].split()[0] == mark[c.holds]
+        holds, role = row[0][len(c.name) :].split()[:2]
+        # rows that do not decide the exit code never read "NO": they are facts
+        assert (holds, role) == ((mark[c.holds], "decides") if c.counts else (fact_mark[c.holds], "fact"))
+    verdict = text.split("verdict:")[1]
     if r.holds:
-        assert "verdict: every checked condition holds" in text
+        assert verdict.startswith(" holds (--require all): every deciding condition holds")
     else:
         failing = [c.name for c in r.conditions if c.counts and c.holds is not True]
-        assert f"verdict: {len(failing)} condition(s) do not hold" in text
+        assert verdict.startswith(f" does not hold (--require all): {len(failing)} deciding condition(s) fail")
         for n in failing:
-            assert n in text.split("verdict:")[1]
+            assert n in verdict
+    for c in r.conditions:  # the verdict line names exactly the conditions that decided it
+        assert (c.name in verdict.splitlines()[0]) == c.counts
 
 
 def test_task_line_binary_and_multiclass():
