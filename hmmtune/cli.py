@@ -139,8 +139,8 @@ def cmd_check(args) -> int:
         length=args.length,
         certificate_length=args.certificate_length,
         seed=args.seed,
+        require=args.require,
     )
-    report = report.requiring(args.require)
     if args.output:
         out = Path(args.output)
         if not out.parent.exists():

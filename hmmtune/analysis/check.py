@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..models.hmm import HMM
 from . import conditions as C
 from .report import Report
@@ -33,6 +35,7 @@ def check(
     max_inputs: int = 1024,
     seed: int = 0,
     tol: float | None = None,
+    require: str = "all",
 ) -> Report:
     """Check the paper's conditions for ``model`` (and ``task`` when given).
 
@@ -59,6 +62,8 @@ def check(
         max_inputs: above this many inputs the LP uses a sample instead of [n]^T.
         seed: seed for sampled inputs.
         tol: singular-value tolerance of numerical ranks (default: numpy's rule).
+        require: what decides ``Report.holds`` and the exit code: ``"all"``, ``"head"``,
+            ``"prompt"``, ``"memory"`` or ``"task"`` (see :meth:`Report.requiring`).
 
     Returns:
         A :class:`~hmmtune.analysis.report.Report`.
@@ -73,6 +78,7 @@ def check(
         "length": length,
         "seed": seed,
         "tol": tol,
+        "require": require,
     }
     name = getattr(model, "name", None) or "model"
     if isinstance(model, MemoryHMM):
@@ -84,7 +90,7 @@ def check(
             "num_local_states": model.num_local_states,
             "num_tokens": model.num_tokens,
         }
-        return Report(name, "memory_hmm", shape, spec.to_dict() if spec else None, conds, settings)
+        return Report(name, "memory_hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(require)
     if not isinstance(model, HMM):
         raise TypeError(f"check needs an hmmtune.HMM or MemoryHMM, got {type(model).__name__}")
     conds = [C.chain_condition(model, tau)]
@@ -109,12 +115,58 @@ def check(
             inputs=ev,
             known_ranks={frozenset(range(model.num_states)): head[0].witness["rank"]},
         )
+        if prompt.holds is False and head[-1].holds is True:
+            prompt = _prompt_through_head(model, prompt, head[-1])
         conds.append(prompt)
         support = prompt.witness.get("support") if prompt.holds else None
     if getattr(model, "parameters", None):
         conds += C.parametric_conditions(model, support)
     shape = {"num_states": model.num_states, "num_tokens": model.num_tokens}
-    return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings)
+    return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(require)
+
+
+def _is_stationary(model: HMM) -> tuple[bool, str]:
+    """Whether ``initial @ transition == initial`` (exactly for exact models)."""
+    exact = getattr(model, "exact", None)
+    if exact:
+        pi = exact["initial"].reshape(1, model.num_states)
+        return bool((pi * exact["transition"] - pi).is_zero_matrix), "exact"
+    pi = model.initial.detach().double().cpu().numpy()
+    A = model.transition.detach().double().cpu().numpy()
+    return bool(np.abs(pi @ A - pi).max() <= 1e-12), "numerical (|pi A - pi| <= 1e-12)"
+
+
+def _prompt_through_head(model: HMM, prompt: C.Condition, head_task: C.Condition) -> C.Condition:
+    """When the head's witness already recovers the task and ``pi`` is stationary, the
+    one-token prompt ``u = 1`` leaves the mask's prior at ``pi A = pi``: the prompted model
+    is the pretrained one and the same head works, so prompt tuning recovers the task too.
+    Otherwise the prompt row keeps its verdict and says why the head does not carry over."""
+    stationary, how = _is_stationary(model)
+    m = model.num_states
+    if not stationary:
+        return C.Condition(
+            prompt.name,
+            prompt.holds,
+            prompt.method,
+            prompt.explanation + "; head tuning recovers this task (head row), but every prompt moves the mask's "
+            "prior away from pi (pi A != pi), so the head's witness does not carry over",
+            prompt.witness,
+            prompt.counts,
+        )
+    witness = {
+        "prompt_length": 1,
+        "prompt": [[1] * m],
+        "prior": "initial (pi A = pi)",
+        "head": head_task.witness.get("head"),
+        "through_head": True,
+        "support_search": prompt.witness,
+    }
+    expl = (
+        "no support S of Theorem P, but the head's witness already recovers the task and pi is stationary "
+        "(pi A = pi): the one-token prompt u = 1 leaves the mask's prior at pi, so the prompted model keeps the "
+        "head's exact identity b . G_0^u(x) = mu . p_0(x) and prompt tuning recovers F* too"
+    )
+    return C.Condition(prompt.name, True, f"{how}; through the head's witness", expl, witness, prompt.counts)
 
 
 class _ChainView:

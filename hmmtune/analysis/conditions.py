@@ -284,17 +284,30 @@ def head_condition(
     all_rows = np.vstack([np.zeros(n), Bh])
     spread = max(float(np.abs(all_rows[i] - all_rows[j]).max()) for i in range(len(all_rows)) for j in range(len(all_rows)) if i != j)
     eps_star = gamma / spread if spread > 0 else float("inf")
+    ties = int((~clear).sum())
+    gamma_clear = float(margins[clear].min()) if clear.any() else float("nan")
+    eps_clear = gamma_clear / spread if spread > 0 else float("inf")
+    tie_note = (
+        f"; gamma = 0 because {ties} sampled input(s) are ties (mu . p_0(x) = 0, on the decision boundary), "
+        f"where no error is tolerated; without ties gamma = {gamma_clear:.3g}, eps* = {eps_clear:.3g}"
+        if ties
+        else ""
+    )
     out.append(
         Condition(
             "head: task in row space of W",
             True,
             method,
             f"W^T b = mu has a solution: the head b reproduces F* with the same margins; "
-            f"it tolerates a pretraining error eps* = gamma/||b||_inf = {eps_star:.3g} (gamma = {gamma:.3g} on {num_inputs} inputs)",
+            f"it tolerates a pretraining error eps* = gamma/||b||_inf = {eps_star:.3g} (gamma = {gamma:.3g} on {num_inputs} inputs)"
+            + tie_note,
             {
                 "head": [_fmt_vec(b) for b in heads],
                 "gamma": gamma,
                 "eps_star": eps_star,
+                "num_ties": ties,
+                "gamma_without_ties": gamma_clear,
+                "eps_star_without_ties": eps_clear,
                 "agreement": agree,
                 "num_inputs": num_inputs,
                 "length": length,
