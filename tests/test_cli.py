@@ -141,3 +141,33 @@ def test_predict(capsys):
         pred = np.array(lines[2].split("=", 1)[1].strip(" []").split(), dtype=float)
         np.testing.assert_allclose(post, brute_mask_posterior(pi, A, B, x), atol=1e-3)
         np.testing.assert_allclose(pred, brute_mask_prediction(pi, A, B, x), atol=1e-3)
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:  # argparse keeps subcommands here; no public accessor
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def test_every_option_has_help_with_its_default_and_every_command_a_description():
+    """Issue 12, item 5: a newcomer learns every option from --help alone."""
+    from hmmtune.cli import build_parser
+
+    commands = _subparsers(build_parser())
+    assert {"examples", "check", "sample", "predict", "reproduce"} <= set(commands)
+    for name, sub in commands.items():
+        assert sub.description and len(sub.description) > 40, name
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+            if action.option_strings:
+                rendered = sub._get_formatter()._get_help_string(action)
+                assert "default" in rendered or action.required, f"{name} {action.option_strings}: no default"
+                if action.required:
+                    assert "required" in action.help
+        assert "default: " in text

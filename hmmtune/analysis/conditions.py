@@ -319,9 +319,9 @@ def head_condition(
 
 def _check_task_shape(task: TaskSpec, m: int) -> None:
     if task.cell is not None:
-        raise ValueError(f"the task targets memory cell {task.cell}, but the model is a vanilla HMM")
+        raise ValueError(f"{task.where('target')}: the task targets memory cell {task.cell}, but the model is a vanilla HMM")
     if task.dim != m:
-        raise ValueError(f"the task has {task.dim} weights per class, the model has m = {m} states")
+        raise ValueError(f"{task.where()}: the task has {task.dim} weights per class, the model has m = {m} states")
 
 
 def head_certificate(
@@ -729,11 +729,11 @@ def memory_condition(
     if task is None or not good:
         return out
     if task.cell is None or not 0 <= task.cell < N:
-        raise ValueError(f"a memory task needs target {{\"memory_cell\": j}} with 0 <= j < {N}, got {task.cell!r}")
+        raise ValueError(f"{task.where('target')}: a memory task needs target {{\"memory_cell\": j}} with 0 <= j < {N}, got {task.cell!r}")
     if task.dim != V:
-        raise ValueError(f"the task has {task.dim} weights per class, the memory has V = {V} values")
+        raise ValueError(f"{task.where()}: the task has {task.dim} weights per class, the memory has V = {V} values")
     if task.num_classes != 2:
-        raise ValueError("the memory check supports binary tasks (mu); got a multiclass task")
+        raise ValueError(f"{task.where()}: the memory check supports binary tasks (mu); got a multiclass task")
     mu = task.differences()[0]
     s_star = max(good, key=lambda s: per_s[s].sigma_min)
     rows = [v * S + s_star for v in range(V)]

@@ -17,7 +17,7 @@ such as :class:`hmmtune.tuning.LinearTask`, is accepted where a task is expected
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,11 +36,20 @@ class TaskSpec:
         weights: (C, d) float array of class weights.
         exact: (C, d) sympy Matrix of exact weights, or None.
         cell: None for ``P(H_0 | x)``; j for memory cell j.
+        source: where the task came from (a file name, ``"m.json: field 'task'"``), for errors.
+        weights_field: the field that held the weights: ``"mu"`` or ``"weights"``.
     """
 
     weights: np.ndarray
     exact: Any = None
     cell: int | None = None
+    source: str | None = field(default=None, compare=False)
+    weights_field: str = field(default="weights", compare=False)
+
+    def where(self, name: str | None = None) -> str:
+        """``"<source>: field '<name>'"`` for error messages (the weights' field by default)."""
+        name = name or self.weights_field
+        return f"{self.source or 'task'}: field '{name}'"
 
     @property
     def num_classes(self) -> int:
@@ -99,7 +108,7 @@ def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
         raise ModelFileError(
             f"{label}: field 'target' must be \"first_state\" or {{\"memory_cell\": j}} with j >= 0, got {target!r}"
         )
-    return TaskSpec(w, ex, cell)
+    return TaskSpec(w, ex, cell, label, "mu" if "mu" in data else "weights")
 
 
 def load_task(source: Any) -> TaskSpec:

@@ -149,3 +149,31 @@ def test_long_vectors_are_abbreviated_in_the_text_and_whole_in_the_json():
     assert d["task"]["weights"][1] == mu and d["conditions"][0]["witness"]["support"] == support
     assert abbreviate([1, 2, 3]) == "[1, 2, 3]"
     assert abbreviate(list(range(1, 21))) == "[1, 2, 3, 4, ..., 19, 20] (20 entries)"
+
+
+@pytest.mark.parametrize(
+    "example,task,field",
+    [
+        ("full_rank", {"kind": "task", "mu": [1, 2]}, "mu"),
+        ("full_rank", {"kind": "task", "weights": [[1, 0], [0, 1]]}, "weights"),
+        ("full_rank", {"kind": "task", "mu": [1, 0, 2], "target": {"memory_cell": 0}}, "target"),
+        ("memory", {"kind": "task", "mu": [1, -1, 0], "target": {"memory_cell": 0}}, "mu"),
+        ("memory", {"kind": "task", "mu": [1, -1], "target": {"memory_cell": 5}}, "target"),
+    ],
+)
+def test_task_errors_name_the_file_and_the_field(capsys, tmp_path, example, task, field):
+    path = tmp_path / "my_task.json"
+    path.write_text(json.dumps(task))
+    assert main(["check", "--example", example, "--task", str(path)] + FAST) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{path}: field '{field}'" in err
+
+
+def test_task_inside_a_model_file_names_the_file(capsys, tmp_path):
+    data = model_dict(to_fracs(PI), to_fracs(A_STAT), to_fracs(B), task={"kind": "task", "mu": [1, 2]})
+    path = tmp_path / "model_with_task.json"
+    path.write_text(json.dumps(data))
+    assert main(["check", str(path)] + FAST) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: field 'task': field 'mu'" in err and "m = 3" in err
