@@ -177,3 +177,29 @@ def test_task_inside_a_model_file_names_the_file(capsys, tmp_path):
     assert main(["check", str(path)] + FAST) == 2
     err = capsys.readouterr().err
     assert f"{path}: field 'task': field 'mu'" in err and "m = 3" in err
+
+
+def test_ginc_style_model_text_is_short_and_json_whole():
+    """A model in the style of the GINC generator (Xie et al.): 100 states, 50 tokens,
+    one-hot emissions (two states per token), sparse random transitions, a task on two
+    states. The text report abbreviates the 100 task weights; the JSON keeps them."""
+    import numpy as np
+
+    from hmmtune import HMM
+
+    rng = np.random.default_rng(0)
+    m, n = 100, 50
+    E = np.zeros((m, n))
+    E[np.arange(m), np.arange(m) % n] = 1.0
+    A = np.zeros((m, m))
+    for i in range(m):
+        A[i, rng.choice(m, size=4, replace=False)] = rng.dirichlet(np.ones(4))
+    mu = np.zeros(m)
+    mu[3], mu[71] = 1.0, -0.5
+    r = check(HMM(np.full(m, 1.0 / m), A, E), mu, num_inputs=200, length=16)
+    text = str(r)
+    assert "mu = (100 entries, nonzero {3: 1, 71: -0.5})" in text
+    body = [ln for ln in text.splitlines() if ln.startswith("    ")]  # the explanations
+    assert body and max(len(ln) for ln in body) <= 100
+    d = json.loads(r.to_json())
+    assert len(d["task"]["weights"][1]) == 100 and d["task"]["weights"][1][71] == -0.5
