@@ -575,7 +575,7 @@ def plot_learned(experiment: str, rows: list[LearnedRow], path: str | os.PathLik
 
     info = EXPERIMENT_INFO[experiment]
     colors = ["tab:red", "tab:blue", "tab:green"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.6, 4.4), dpi=120)
     try:
         for i, (method, label) in enumerate(info["methods"].items()):
             rs = sorted((r for r in rows if r.method == method), key=lambda r: r.x)
@@ -592,9 +592,9 @@ def plot_learned(experiment: str, rows: list[LearnedRow], path: str | os.PathLik
         if subtitle:
             fig.text(0.5, 0.005, subtitle, ha="center", va="bottom", fontsize=6, color="dimgray", wrap=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # off the data
         fig.tight_layout(rect=(0, 0.05, 1, 1))
-        fig.savefig(path)
+        fig.savefig(path, bbox_inches="tight")
     finally:
         plt.close(fig)
     return str(path)
