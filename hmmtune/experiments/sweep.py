@@ -596,6 +596,8 @@ class _sigterm_raises:
 
 def _settings_line(configs: list, seeds: list[int]) -> str:
     c = configs[0]
+    if not all(hasattr(c, a) for a in ("length", "num_train", "num_val", "num_test", "num_tokens")):
+        return f"{len(seeds)} seeds"
     trunc = ", inputs truncated as the authors did" if getattr(c, "truncate", False) else ""
     return (
         f"oracle features, {len(seeds)} seeds, T = {c.length}, train/val/test "
