@@ -128,3 +128,24 @@ def test_unknown_experiment_and_bad_seeds_are_refused(tmp_path):
         run_sweep("exp3", out=tmp_path)
     with pytest.raises(ValueError, match="seed"):
         run_sweep("exp1", configs=tiny_exp1(), seeds=[], out=tmp_path)
+
+
+def test_executor_ray_without_ray_exits_2_with_the_install_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert main(["reproduce", "exp1", "--quick", "--executor", "ray", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "hmmtune[ray]"' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "exp1").exists()
+    with pytest.raises(ValueError, match="hmmtune\\[ray\\]"):
+        run_sweep("exp1", configs=tiny_exp1(), seeds=1, out=tmp_path, executor="ray")
+    with pytest.raises(ValueError, match="unknown executor"):
+        run_sweep("exp1", configs=tiny_exp1(), seeds=1, out=tmp_path, executor="dask")
+
+
+def test_summary_reports_wall_time_and_the_sum_of_run_times(tmp_path):
+    res = run_sweep("exp1", configs=exp1.configs(states=(4,), **TINY1), seeds=2, out=tmp_path, plot=False)
+    assert res.run_time_s == pytest.approx(sum(r["elapsed_s"] for r in res.records))
+    assert 0 < res.run_time_s <= res.elapsed_s
+    cost = json.loads(Path(res.paths["summary"]).read_text())["cost"]
+    assert cost["executor"] == "local" and cost["ran"] == 2 and cost["run_time_s"] > 0
+    assert "s wall; the runs took" in res.cost_line()
