@@ -1,4 +1,4 @@
-"""The paper's experiments in learned mode (THEORY.md 7).
+"""The paper's experiments in learned mode (docs/theory.md, "The paper's experiments").
 
 Oracle mode (:mod:`hmmtune.experiments`) tunes heads and prompts on the *perfect* masked
 LM. Learned mode pretrains a real transformer (:func:`hmmtune.learned.pretrain`) on text
@@ -726,7 +726,9 @@ def run_learned(
         checkpoints: save pretraining checkpoints beside the records, so a run stopped
             during pretraining resumes there (at paper scale each is about 1.3 GB); they
             are deleted once the run's record is saved.
-        executor, ray_address, jobs: as in :func:`~hmmtune.experiments.sweep.run_sweep`.
+        executor: ``"local"`` or ``"ray"`` (:func:`~hmmtune.experiments.sweep.run_sweep`).
+        ray_address: the Ray cluster (``"auto"``, ``"HOST:PORT"``; None: start one).
+        jobs: local worker processes, or the CPUs of a Ray instance started here.
     """
     from ..experiments.sweep import get_recipe, run_sweep
 

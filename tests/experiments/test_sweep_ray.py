@@ -40,7 +40,9 @@ def _comparable(rec: dict) -> dict:
 
 def test_ray_records_are_bit_identical_to_local_ones(ray_instance, tmp_path):
     cfgs = exp1.configs(states=(4, 15), **TINY1)
-    on_ray = run_sweep("exp1", configs=cfgs, seeds=2, out=tmp_path / "ray", executor="ray", plot=False)
+    seen = []
+    on_ray = run_sweep("exp1", configs=cfgs, seeds=2, out=tmp_path / "ray", executor="ray", plot=False, progress=seen.append)
+    assert [p.done for p in seen] == [1, 2, 3, 4] and {p.total for p in seen} == {4}  # the progress bar's feed
     local = run_sweep("exp1", configs=cfgs, seeds=2, out=tmp_path / "local", plot=False)
     assert on_ray.executor == "ray" and on_ray.ran == 4
     assert [_comparable(r) for r in on_ray.records] == [_comparable(r) for r in local.records]
