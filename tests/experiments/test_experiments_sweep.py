@@ -149,3 +149,30 @@ def test_summary_reports_wall_time_and_the_sum_of_run_times(tmp_path):
     cost = json.loads(Path(res.paths["summary"]).read_text())["cost"]
     assert cost["executor"] == "local" and cost["ran"] == 2 and cost["run_time_s"] > 0
     assert "s wall; the runs took" in res.cost_line()
+
+
+def test_one_engine_runs_every_recipe():
+    from hmmtune.experiments import get_recipe
+    from hmmtune.learned import experiment as learned
+
+    assert get_recipe("exp1").build is exp1.build and get_recipe("exp2").build is exp2.build
+    for name in ("exp1", "exp2"):
+        rec = get_recipe(f"{name}-learned")
+        assert rec.mode == "learned" and rec.experiment == name
+        assert rec.methods is get_recipe(name).methods  # one table of methods per experiment
+    cfg = learned.LearnedConfig("exp2", 3, learned.CPU_SCALE)
+    assert cfg.x == 12 and cfg.label == "V3" and learned.config_from_dict(cfg.to_dict()) == cfg
+    # a learned run on CUDA asks Ray for one GPU, on the CPU for none
+    assert learned.learned_resources(cfg, "cuda") == {"num_cpus": 1, "num_gpus": 1}
+    assert learned.learned_resources(cfg, None) == {"num_cpus": 1, "num_gpus": 0}
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_recipe("exp9")
+
+
+def test_exp2_build_is_the_recipe_run_reads():
+    cfg = exp2.Exp2Config(2, **TINY2)
+    s = exp2.build(cfg, 0)
+    res = exp2.run(cfg, 0)
+    assert res["task"]["memory"]["weights"] == s.memory.task.weights.tolist()
+    assert res["task"]["vanilla"]["weights"] == s.vanilla.task.weights.tolist()
+    assert s.memory.tokens.shape == (cfg.num_train + cfg.num_val + cfg.num_test, cfg.length)

@@ -86,8 +86,6 @@ def test_a_sweep_resumes_after_its_ray_driver_is_killed(ray_instance, tmp_path):
     res = run_sweep("exp1", configs=exp1.configs(states=(4, 15), **TINY1), seeds=2, out=out, executor="ray", plot=False)
     assert res.resumed == len(kept) and res.ran == 4 - len(kept)
     assert {p: Path(out / "exp1" / p).stat().st_mtime_ns for p in kept} == kept  # not recomputed
-    ref = run_sweep("exp1", configs=exp1.configs(states=(4, 15), **TINY1), seeds=2, out=tmp_path / "ref", plot=False)
-    assert [r["results"] for r in res.records] == [r["results"] for r in ref.records]
 
 
 def test_a_ray_worker_killed_mid_run_is_retried(ray_instance, tmp_path):
