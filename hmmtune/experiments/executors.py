@@ -126,7 +126,10 @@ def run_local(recipe, todo: list, options, on_result: Callable, *, jobs: int = 1
         def feed(slot):
             if queue:
                 slot.spec = queue.popleft()
-                slot.conn.send((ref, slot.spec, options))
+                try:
+                    slot.conn.send((ref, slot.spec, options))
+                except OSError:  # the worker is gone: the loop below sees it die and retries the run
+                    pass
             else:
                 slot.spec = None
 
@@ -166,7 +169,10 @@ def run_local(recipe, todo: list, options, on_result: Callable, *, jobs: int = 1
                 feed(slot)
                 on_result(spec, payload)
         for slot in slots:
-            slot.conn.send(None)
+            try:
+                slot.conn.send(None)
+            except OSError:
+                pass
         for slot in slots:
             slot.process.join(5.0)
     finally:

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import stat
 import subprocess
 import tempfile
 import time
@@ -129,9 +130,7 @@ def read_record(path: str | os.PathLike) -> dict:
     ``FileNotFoundError`` if it does not exist."""
     path = Path(path)
     st = path.stat()
-    import stat as _stat
-
-    if not _stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise RecordError(f"record {path}: not a regular file")
     if st.st_size > MAX_RECORD_BYTES:
         raise RecordError(f"record {path}: {st.st_size} bytes, over the limit of {MAX_RECORD_BYTES}")

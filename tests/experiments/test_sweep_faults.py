@@ -189,6 +189,14 @@ def test_record_errors_name_the_file_and_field(tmp_path):
     path.write_text("[1]")
     with pytest.raises(store.RecordError, match="x1-seed0-abc.json: expected a JSON object"):
         store.read_record(path)
+    path.unlink()
+    path.symlink_to("/dev/zero")  # never read: it would not end
+    with pytest.raises(store.RecordError, match="not a regular file"):
+        store.read_record(path)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)  # never opened: it would block
+    with pytest.raises(store.RecordError, match="not a regular file"):
+        store.read_record(fifo)
 
 
 def test_a_full_disk_exits_2_naming_the_file_and_leaves_no_temporary(tmp_path):
