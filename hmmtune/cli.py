@@ -159,6 +159,7 @@ def _reproduce_learned(args) -> int:
     for flag, bad in (("--truncate", args.truncate), ("--quick", args.quick), ("--jobs", args.jobs != 1)):
         if bad:
             raise _CliError(f"{flag} is an oracle-mode option; learned mode sizes its runs with --scale cpu|paper")
+    _check_executor(args)
     if args.scale == "paper" and not str(args.device or "").startswith("cuda"):
         print("hmmtune: warning: --scale paper pretrains BERT-base; without --device cuda this takes days", file=sys.stderr)
     bar = tqdm(total=None, unit="run", desc=f"{args.experiment} learned", disable=args.no_progress or None)
@@ -168,21 +169,43 @@ def _reproduce_learned(args) -> int:
             bar.reset(total=p.total)
         bar.update(1)
 
+    kwargs = dict(
+        scale=args.scale,
+        seeds=args.seeds,
+        device=args.device,
+        out=args.out,
+        threads=args.threads,
+        progress=progress,
+        show_progress=not args.no_progress,
+    )
+    if args.executor != "local":  # only then: callers (and tests) of the local path see the old options
+        kwargs.update(executor=args.executor, ray_address=args.ray_address)
+    return _finish_sweep(lambda: run_learned(args.experiment, **kwargs), bar)
+
+
+def _check_executor(args) -> None:
+    if args.ray_address and args.executor != "ray":
+        raise _CliError("--ray-address needs --executor ray")
+    if args.executor == "ray":
+        from .experiments.executors import require_ray
+
+        require_ray()  # exits 2 with the install line when Ray is missing
+
+
+def _finish_sweep(run, bar) -> int:
+    """Run a sweep, print its table, cost and files; Ctrl-C / SIGTERM: say what is saved."""
+    from .experiments.sweep import SweepInterrupted
+
     try:
-        result = run_learned(
-            args.experiment,
-            scale=args.scale,
-            seeds=args.seeds,
-            device=args.device,
-            out=args.out,
-            threads=args.threads,
-            progress=progress,
-            show_progress=not args.no_progress,
-        )
-    finally:
-        bar.close()
+        try:
+            result = run()
+        finally:
+            bar.close()
+    except SweepInterrupted as exc:
+        print(f"hmmtune: {exc.message}", file=sys.stderr)
+        return 128 + int(exc.signum)
     print(result.table)
-    print(f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} in {result.elapsed_s:.1f} s")
+    print(f"\n{result.cost_line()}")
     for what in ("table", "summary", "plot"):
         if what in result.paths:
             print(f"{what}: {result.paths[what]}")
@@ -198,6 +221,7 @@ def cmd_reproduce(args) -> int:
 
     if args.truncate and args.experiment != "exp1":
         raise _CliError("--truncate reproduces the authors' input truncation of exp1; exp2 has none")
+    _check_executor(args)
     bar = tqdm(total=None, unit="run", desc=f"{args.experiment}", disable=args.no_progress or None)
 
     def progress(p):
@@ -207,8 +231,8 @@ def cmd_reproduce(args) -> int:
         rec = p.record
         bar.set_postfix_str(f"{rec['key'].rsplit('-', 1)[0]}{' (stored)' if p.resumed else ''}")
 
-    try:
-        result = run_sweep(
+    return _finish_sweep(
+        lambda: run_sweep(
             args.experiment,
             seeds=args.seeds,
             quick=args.quick,
@@ -216,18 +240,11 @@ def cmd_reproduce(args) -> int:
             out=args.out,
             jobs=args.jobs,
             progress=progress,
-        )
-    finally:
-        bar.close()
-    print(result.table)
-    print(
-        f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} "
-        f"in {result.elapsed_s:.1f} s"
+            executor=args.executor,
+            ray_address=args.ray_address,
+        ),
+        bar,
     )
-    for what in ("table", "summary", "plot"):
-        if what in result.paths:
-            print(f"{what}: {result.paths[what]}")
-    return 0
 
 
 class _Help(argparse.HelpFormatter):
@@ -348,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive("--seeds"), default=None, metavar="N", help="seeds 0..N-1 (default: the paper's, 20 for exp1 and 5 for exp2; 3 / 2 with --quick)")
     p.add_argument("--quick", action="store_true", help="small splits and short inputs: the same models, in seconds")
     p.add_argument("--out", default="results", metavar="DIR", help="results folder (default: results)")
-    p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes (oracle mode)")
+    p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes (local executor); CPUs of a Ray instance started here")
+    p.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this machine (default); ray: one Ray task per run, on a cluster with --ray-address (needs: pip install \"hmmtune[ray]\"; docs: running at scale)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray executor: 'auto' or HOST:PORT of a running cluster (default: start a local Ray instance)")
     p.add_argument("--truncate", action="store_true", help="exp1: truncate inputs as the authors did (79 tokens, 59 with the prompt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mode", choices=["oracle", "learned"], default="oracle", help="oracle: exact features (default); learned: pretrain a transformer masked LM, tune on it (docs: learned mode)")

@@ -41,6 +41,7 @@ __all__ = [
     "configs",
     "build",
     "run",
+    "RECIPE",
 ]
 
 NAME = "exp1"
@@ -235,3 +236,36 @@ def run(config: Exp1Config, seed: int) -> dict:
         },
     }
 
+
+
+def run_one(config: Exp1Config, seed: int, ctx=None) -> dict:
+    """The sweep engine's runner: :func:`run` (``ctx`` is unused in oracle mode)."""
+    return run(config, seed)
+
+
+def plan(quick: bool = False, truncate: bool = False) -> list:
+    """The sweep's configurations for the engine (looks :func:`configs` up at call time)."""
+    return configs(quick=quick, truncate=truncate)
+
+
+def _recipe():
+    from .sweep import Recipe
+
+    return Recipe(
+        name=NAME,
+        title=TITLE,
+        methods=METHODS,
+        published=PUBLISHED,
+        x_label=X_LABEL,
+        x_short=X_SHORT,
+        plan=plan,
+        config_from_dict=config_from_dict,
+        run_one=run_one,
+        build=build,
+        default_seeds=DEFAULT_SEEDS,
+        quick_seeds=QUICK_SEEDS,
+    )
+
+
+#: Experiment 1 in oracle mode, as the sweep engine runs it (registered as ``"exp1"``).
+RECIPE = _recipe()

@@ -23,8 +23,10 @@ The paper gives no split sizes or input length for experiment 2; we use experime
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 from ..models.generators import paper_memory_hmm, paper_vanilla_control
 from ..oracle import OracleMLM
@@ -32,7 +34,7 @@ from ..tuning.attention import fit_attention
 from ..tuning.heads import fit_head
 from ..tuning.tasks import MIN_CLASS_FRACTION, balanced_paper_task, sample_inputs
 
-__all__ = ["NAME", "VALUES", "METHODS", "PUBLISHED", "DEFAULT_SEEDS", "Exp2Config", "configs", "run"]
+__all__ = ["NAME", "VALUES", "METHODS", "PUBLISHED", "DEFAULT_SEEDS", "Exp2Config", "Exp2Setup", "configs", "build", "run", "RECIPE"]
 
 NAME = "exp2"
 #: The paper's numbers of memory values (flattened m = 8, 12, 20, 28 with S = 4).
@@ -130,14 +132,40 @@ def make_models(config: Exp2Config, seed: int):
     return mem, van
 
 
-def run(config: Exp2Config, seed: int) -> dict:
-    """The three heads on one (configuration, seed); returns the record's results."""
-    tr, va, te = _split(config)
-    total = config.num_train + config.num_val + config.num_test
-    opts = dict(method=config.method, max_iter=config.max_iter, l2=config.l2, seed=seed)
-    V, S = config.num_values, config.num_local_states
+class Exp2Model(NamedTuple):
+    """One of a run's two models with its labelled inputs.
 
-    # memory HMM: task on the memory cell
+    Attributes:
+        model: the HMM. oracle: its :class:`OracleMLM`. tokens: (B, T) inputs (train,
+        then validation, then test). task: the task (after re-draws). labels: (B,).
+        posterior: the posterior the task reads (memory: ``P(M_1 | x)``; vanilla:
+        ``P(H_0 | x)``). minority_fraction: of the labels.
+    """
+
+    model: Any
+    oracle: OracleMLM
+    tokens: torch.Tensor
+    task: Any
+    labels: torch.Tensor
+    posterior: torch.Tensor
+    minority_fraction: float
+
+
+class Exp2Setup(NamedTuple):
+    """Everything a run of experiment 2 trains on (see :func:`build`): the memory model
+    and the vanilla control, and the train / validation / test slices."""
+
+    memory: Exp2Model
+    vanilla: Exp2Model
+    splits: tuple
+
+
+def build(config: Exp2Config, seed: int) -> Exp2Setup:
+    """The memory HMM (task on the memory cell) and the vanilla control (task on the
+    first state) of one (configuration, seed), with their oracles and labelled inputs.
+    Oracle mode (:func:`run`) and learned mode read this one recipe."""
+    total = config.num_train + config.num_val + config.num_test
+    V, S = config.num_values, config.num_local_states
     mem, van = make_models(config, seed)
     oracle = OracleMLM(mem)
     tokens = sample_inputs(mem, total, config.length, seed=derived_seed(seed, config, 2))
@@ -145,30 +173,78 @@ def run(config: Exp2Config, seed: int) -> dict:
     task, frac = balanced_paper_task(
         V, derived_seed(seed, config, 3), post, cell=0, min_fraction=config.min_class_fraction, max_redraws=config.max_redraws
     )
-    y = task.labels(post)
-    G = oracle.token_predictions(tokens)
-    af = fit_attention(G[tr], y[tr], G[va], y[va], num_classes=task.num_classes, **opts)
-    attention = _scores(af.train_accuracy, af.val_accuracy, af.head.accuracy(G[te], y[te]), af.log)
-    G0 = oracle.mask_prediction(tokens)
-    mf = fit_head(G0[tr], y[tr], G0[va], y[va], num_classes=task.num_classes, **opts)
-    memory_linear = _scores(mf.train_accuracy, mf.val_accuracy, mf.head.accuracy(G0[te], y[te]), mf.log)
-
-    # vanilla control: task on the first-state posterior
     voracle = OracleMLM(van)
     vtokens = sample_inputs(van, total, config.length, seed=derived_seed(seed, config, 5))
-    msgs = voracle.encode(vtokens)
-    vpost = voracle.mask_posterior(msgs)
+    vpost = voracle.mask_posterior(vtokens)
     vtask, vfrac = balanced_paper_task(
         V * S, derived_seed(seed, config, 6), vpost, min_fraction=config.min_class_fraction, max_redraws=config.max_redraws
     )
-    vy = vtask.labels(vpost)
-    VG = voracle.mask_prediction(msgs)
-    vf = fit_head(VG[tr], vy[tr], VG[va], vy[va], num_classes=vtask.num_classes, **opts)
+    return Exp2Setup(
+        Exp2Model(mem, oracle, tokens, task, task.labels(post), post, frac),
+        Exp2Model(van, voracle, vtokens, vtask, vtask.labels(vpost), vpost, vfrac),
+        _split(config),
+    )
+
+
+def run(config: Exp2Config, seed: int) -> dict:
+    """The three heads on one (configuration, seed); returns the record's results."""
+    s = build(config, seed)
+    tr, va, te = s.splits
+    opts = dict(method=config.method, max_iter=config.max_iter, l2=config.l2, seed=seed)
+
+    # memory HMM: task on the memory cell
+    m = s.memory
+    y = m.labels
+    G = m.oracle.token_predictions(m.tokens)
+    af = fit_attention(G[tr], y[tr], G[va], y[va], num_classes=m.task.num_classes, **opts)
+    attention = _scores(af.train_accuracy, af.val_accuracy, af.head.accuracy(G[te], y[te]), af.log)
+    G0 = m.oracle.mask_prediction(m.tokens)
+    mf = fit_head(G0[tr], y[tr], G0[va], y[va], num_classes=m.task.num_classes, **opts)
+    memory_linear = _scores(mf.train_accuracy, mf.val_accuracy, mf.head.accuracy(G0[te], y[te]), mf.log)
+
+    # vanilla control: task on the first-state posterior
+    v = s.vanilla
+    vy = v.labels
+    VG = v.oracle.mask_prediction(v.tokens)
+    vf = fit_head(VG[tr], vy[tr], VG[va], vy[va], num_classes=v.task.num_classes, **opts)
     vanilla = _scores(vf.train_accuracy, vf.val_accuracy, vf.head.accuracy(VG[te], vy[te]), vf.log)
 
     return {
         "memory_attention": attention,
         "memory_linear": memory_linear,
         "vanilla_linear": vanilla,
-        "task": {"memory": _task_info(task, frac), "vanilla": _task_info(vtask, vfrac)},
+        "task": {"memory": _task_info(m.task, m.minority_fraction), "vanilla": _task_info(v.task, v.minority_fraction)},
     }
+
+
+def run_one(config: Exp2Config, seed: int, ctx=None) -> dict:
+    """The sweep engine's runner: :func:`run` (``ctx`` is unused in oracle mode)."""
+    return run(config, seed)
+
+
+def plan(quick: bool = False, truncate: bool = False) -> list:
+    """The sweep's configurations for the engine (looks :func:`configs` up at call time)."""
+    return configs(quick=quick, truncate=truncate)
+
+
+def _recipe():
+    from .sweep import Recipe
+
+    return Recipe(
+        name=NAME,
+        title=TITLE,
+        methods=METHODS,
+        published=PUBLISHED,
+        x_label=X_LABEL,
+        x_short=X_SHORT,
+        plan=plan,
+        config_from_dict=config_from_dict,
+        run_one=run_one,
+        build=build,
+        default_seeds=DEFAULT_SEEDS,
+        quick_seeds=QUICK_SEEDS,
+    )
+
+
+#: Experiment 2 in oracle mode, as the sweep engine runs it (registered as ``"exp2"``).
+RECIPE = _recipe()

@@ -15,20 +15,23 @@ paper's (published, read off its figure).
 Two scales (:data:`SCALES`): ``"cpu"`` (default; a 2-layer, 64-wide encoder and short
 inputs, one seed of exp1 for m in {4, 10, 25} in minutes on two cores) and ``"paper"``
 (BERT-base, 5000 x 10,240 tokens in 512-token blocks, 3 epochs, lr 1e-5; needs a GPU).
-Every run is saved as one JSON record as soon as it finishes (the store of
-:mod:`hmmtune.experiments.store`), and pretraining checkpoints sit beside the records,
-so an interrupted sweep resumes.
+Both experiments are recipes of the one sweep engine (:mod:`hmmtune.experiments.sweep`,
+registered as ``"exp1-learned"`` and ``"exp2-learned"``): it plans the (size, seed) runs,
+resumes from the store, executes them locally or on Ray (``executor="ray"``; a run asks
+Ray for one GPU when ``device`` is CUDA), saves each record the moment it finishes and
+writes the table. Pretraining checkpoints sit beside the records, so an interrupted
+run resumes inside pretraining too.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -40,13 +43,17 @@ from .tune import tune_attention, tune_head, tune_prompt
 __all__ = [
     "CPU_SCALE",
     "EXP1_CPU_STATES",
+    "EXP1_LEARNED",
     "EXP2_CPU_VALUES",
+    "EXP2_LEARNED",
+    "LearnedConfig",
     "LearnedProgress",
     "LearnedResult",
     "LearnedRow",
     "LearnedScale",
     "PAPER_SCALE",
     "SCALES",
+    "config_from_dict",
     "format_learned_table",
     "plot_learned",
     "run_exp1_learned",
@@ -331,33 +338,6 @@ def exp1_point(
     }
 
 
-def _exp2_setups(cfg, seed: int):
-    """The memory model and the vanilla control of :func:`hmmtune.experiments.exp2.run`,
-    with their oracles, inputs and labels (the same recipe and seeds)."""
-    from ..experiments import exp2
-    from ..models.generators import paper_memory_hmm, paper_vanilla_control
-    from ..oracle import OracleMLM
-    from ..tuning import balanced_paper_task, sample_inputs
-
-    total = cfg.num_train + cfg.num_val + cfg.num_test
-    V, S = cfg.num_values, cfg.num_local_states
-    ds = lambda tag: exp2.derived_seed(seed, cfg, tag)
-    mem = paper_memory_hmm(V, S, cfg.num_tokens, seed=ds(1))
-    oracle = OracleMLM(mem)
-    tokens = sample_inputs(mem, total, cfg.length, seed=ds(2))
-    post = oracle.memory_posterior(tokens, cell=0)
-    task, _ = balanced_paper_task(V, ds(3), post, cell=0, min_fraction=cfg.min_class_fraction, max_redraws=cfg.max_redraws)
-    van = paper_vanilla_control(V, S, cfg.num_tokens, seed=ds(4))
-    voracle = OracleMLM(van)
-    vtokens = sample_inputs(van, total, cfg.length, seed=ds(5))
-    vpost = voracle.mask_posterior(vtokens)
-    vtask, _ = balanced_paper_task(V * S, ds(6), vpost, min_fraction=cfg.min_class_fraction, max_redraws=cfg.max_redraws)
-    return {
-        "memory": (mem, oracle, tokens, task, task.labels(post)),
-        "vanilla": (van, voracle, vtokens, vtask, vtask.labels(vpost)),
-    }
-
-
 def exp2_point(
     num_values: int,
     seed: int,
@@ -371,8 +351,8 @@ def exp2_point(
 
     Two networks are pretrained, one on the memory HMM and one on its vanilla control
     (same flattened size ``m = V * S``, S = 4). The models, tasks and inputs are those of
-    :func:`hmmtune.experiments.exp2.run` for the same configuration and seed (checked:
-    the tasks must match its record), which also gives the oracle's numbers.
+    :func:`hmmtune.experiments.exp2.build` for the same configuration and seed, the
+    recipe :func:`hmmtune.experiments.exp2.run` reads too (which gives the oracle's numbers).
 
     - ``memory_attention``: an attention head over the learned per-position predictions
       (:func:`tune_attention`), label from the memory posterior;
@@ -386,15 +366,9 @@ def exp2_point(
     t0 = time.perf_counter()
     oracle_results = exp2.run(cfg, seed)
     t_oracle = time.perf_counter() - t0
-    setups = _exp2_setups(cfg, seed)
-    for model in ("memory", "vanilla"):
-        ours = setups[model][3].weights.tolist()
-        if ours != oracle_results["task"][model]["weights"]:
-            raise RuntimeError(
-                f"exp2 {model} task differs from hmmtune.experiments.exp2.run's: its recipe changed; "
-                "update hmmtune.learned.experiment._exp2_setups"
-            )
-    tr, va, te = slice(0, cfg.num_train), slice(cfg.num_train, cfg.num_train + cfg.num_val), slice(cfg.num_train + cfg.num_val, None)
+    s = exp2.build(cfg, seed)
+    setups = {m: (v.model, v.oracle, v.tokens, v.task, v.labels) for m, v in (("memory", s.memory), ("vanilla", s.vanilla))}
+    tr, va, te = s.splits
     learned, pre_out, tv, seconds = {}, {}, {}, {"oracle": t_oracle}
     ckpt = None if checkpoint is None else Path(checkpoint)
     for tag, model in ((2, "memory"), (3, "vanilla")):
@@ -427,52 +401,149 @@ def exp2_point(
 
 
 # --------------------------------------------------------------------- sweeps
-EXPERIMENT_INFO = {
-    "exp1": dict(
-        x_name="m",
-        x_label="number of hidden states m",
-        methods={"prompt": "prompt tuning", "head": "head tuning"},
-        title="Experiment 1 (learned mode): head vs prompt tuning on a pretrained transformer",
-        sizes={"cpu": EXP1_CPU_STATES, "paper": (4, 8, 10, 12, 15, 25, 30)},
-        seeds={"cpu": 1, "paper": 20},
-    ),
-    "exp2": dict(
-        x_name="V",
-        x_label="flattened number of states m = V x S",
-        methods={
-            "memory_attention": "memory HMM + attention head",
-            "vanilla_linear": "vanilla HMM + linear head",
-            "memory_linear": "memory HMM + linear head (diagnostic)",
-        },
-        title="Experiment 2 (learned mode): memory + attention vs vanilla + linear head",
-        sizes={"cpu": EXP2_CPU_VALUES, "paper": (2, 3, 5, 7)},
-        seeds={"cpu": 1, "paper": 5},
-    ),
+#: Learned-mode titles; methods, published numbers and paper sizes come from the
+#: oracle experiments' modules (one table per experiment).
+_TITLES = {
+    "exp1": "Experiment 1 (learned mode): head vs prompt tuning on a pretrained transformer",
+    "exp2": "Experiment 2 (learned mode): memory + attention vs vanilla + linear head",
 }
+_CPU_SIZES = {"exp1": EXP1_CPU_STATES, "exp2": EXP2_CPU_VALUES}
 
 
-def _published(experiment: str) -> dict:
-    from ..experiments import exp1
+def _module(experiment: str):
+    from ..experiments import exp1, exp2
 
-    if experiment == "exp1":
-        return exp1.PUBLISHED
-    from ..experiments import exp2
+    if experiment not in _TITLES:
+        raise ValueError(f"unknown experiment {experiment!r}; choose exp1 or exp2")
+    return exp1 if experiment == "exp1" else exp2
 
-    return exp2.PUBLISHED
+
+def _info(experiment: str) -> dict:
+    mod = _module(experiment)
+    return dict(
+        x_name="m" if experiment == "exp1" else "V",
+        x_label="number of hidden states m" if experiment == "exp1" else "flattened number of states m = V x S",
+        methods=mod.METHODS,
+        published=mod.PUBLISHED,
+        title=_TITLES[experiment],
+        sizes={"cpu": _CPU_SIZES[experiment], "paper": mod.STATES if experiment == "exp1" else mod.VALUES},
+        seeds={"cpu": 1, "paper": mod.DEFAULT_SEEDS},
+    )
 
 
 def _x_of(experiment: str, size: int) -> int:
-    return int(size) if experiment == "exp1" else int(size) * 4  # exp2: flattened m = V * S, S = 4
+    if experiment == "exp1":
+        return int(size)
+    from ..experiments import exp2
+
+    return int(size) * exp2.Exp2Config(int(size)).num_local_states  # flattened m = V * S
 
 
-class LearnedProgress(NamedTuple):
-    """What ``progress`` receives after each run: ``done`` of ``total``, the record, and
-    whether it came from the store."""
+@dataclass(frozen=True)
+class LearnedConfig:
+    """One point of a learned-mode sweep: the experiment, its size (exp1: m; exp2: V)
+    and the scale. ``to_dict()`` is the record's ``config``."""
 
-    done: int
-    total: int
-    record: dict
-    resumed: bool
+    experiment: str
+    size: int
+    scale: LearnedScale
+
+    @property
+    def x(self) -> int:
+        return _x_of(self.experiment, self.size)
+
+    @property
+    def label(self) -> str:
+        return f"{'m' if self.experiment == 'exp1' else 'V'}{int(self.size)}"
+
+    num_tokens = 10
+
+    def to_dict(self) -> dict:
+        return {"experiment": self.experiment, "size": int(self.size), "scale": self.scale.to_dict()}
+
+
+def config_from_dict(d: dict) -> LearnedConfig:
+    return LearnedConfig(d["experiment"], int(d["size"]), LearnedScale(**d["scale"]))
+
+
+def learned_run_one(config: LearnedConfig, seed: int, ctx) -> dict:
+    """The sweep engine's learned runner: one (size, seed) -> the record's results."""
+    point = exp1_point if config.experiment == "exp1" else exp2_point
+    return point(config.size, seed, config.scale, device=ctx.device, checkpoint=ctx.checkpoint, progress=ctx.show_progress)
+
+
+def learned_plan(experiment: str, quick: bool = False, truncate: bool = False, scale: str | LearnedScale = "cpu") -> list:
+    """The scale's default sizes (``quick``/``truncate`` are oracle-mode options)."""
+    if quick or truncate:
+        raise ValueError("--quick and --truncate are oracle-mode options; learned mode sizes its runs with --scale cpu|paper")
+    sc = _scale(scale)
+    key = sc.name if sc.name in ("cpu", "paper") else "paper"
+    return [LearnedConfig(experiment, int(v), sc) for v in _info(experiment)["sizes"][key]]
+
+
+def _learned_accuracy(results: dict, method: str) -> float:
+    return results["learned"][method]["test"]
+
+
+def _learned_extra(config: LearnedConfig, ctx) -> dict:
+    return {"size": int(config.size)}
+
+
+def _learned_folder(experiment: str, configs, quick, truncate):
+    name = f"{experiment}-learned-{configs[0].scale.name}"
+    return name, name
+
+
+def _learned_settings(configs, seeds) -> str:
+    return f"{len(seeds)} seed(s); {configs[0].scale.describe()}"
+
+
+def _learned_plot(experiment: str, rows, path, configs, subtitle) -> str:
+    return plot_learned(experiment, rows, path, subtitle=subtitle)
+
+
+def learned_resources(config: LearnedConfig, device) -> dict:
+    """A Ray task's resources: one CPU, and one GPU when the network runs on CUDA."""
+    gpu = device is not None and str(device).startswith("cuda")
+    return {"num_cpus": 1, "num_gpus": 1 if gpu else 0}
+
+
+def _learned_recipe(experiment: str):
+    from ..experiments.sweep import Recipe
+
+    info = _info(experiment)
+    return Recipe(
+        name=f"{experiment}-learned",
+        experiment=experiment,
+        mode="learned",
+        title=info["title"],
+        methods=info["methods"],
+        published=info["published"],
+        x_label=info["x_label"],
+        x_short="m" if experiment == "exp1" else "m = V x S",
+        plan=partial(learned_plan, experiment),
+        config_from_dict=config_from_dict,
+        run_one=learned_run_one,
+        build=_module(experiment).build,
+        default_seeds=1,
+        quick_seeds=1,
+        accuracy=_learned_accuracy,
+        summarize=partial(summarize_learned, experiment),
+        format_table=partial(format_learned_table, experiment),
+        plot=partial(_learned_plot, experiment),
+        settings=_learned_settings,
+        folder=partial(_learned_folder, experiment),
+        extra=_learned_extra,
+        resources=learned_resources,
+        checkpoints=True,
+    )
+
+
+def LearnedProgress(done, total, record, resumed):  # noqa: N802 - the engine's Progress, old name
+    """What ``progress`` receives after each run (:class:`hmmtune.experiments.sweep.Progress`)."""
+    from ..experiments.sweep import Progress
+
+    return Progress(done, total, record, resumed)
 
 
 @dataclass
@@ -496,7 +567,8 @@ class LearnedRow:
 @dataclass
 class LearnedResult:
     """What :func:`run_learned` returns: records, table rows, the Markdown table, the
-    output paths (``table``, ``summary``, ``plot``, ``records``), and counts."""
+    output paths (``table``, ``summary``, ``plot``, ``records``), counts, wall time
+    ``elapsed_s`` and the sum of the runs' times ``run_time_s``."""
 
     experiment: str
     scale: LearnedScale
@@ -507,11 +579,24 @@ class LearnedResult:
     resumed: int
     paths: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
+    run_time_s: float = 0.0
+    set_aside: list = field(default_factory=list)
+    executor: str = "local"
+    retries: int = 0
+
+    @property
+    def speedup(self) -> float:
+        return self.run_time_s / self.elapsed_s if self.elapsed_s > 0 else float("nan")
+
+    def cost_line(self) -> str:
+        from ..experiments.sweep import SweepResult
+
+        return SweepResult.cost_line(self)
 
 
 def summarize_learned(experiment: str, records: list[dict]) -> list[LearnedRow]:
-    info = EXPERIMENT_INFO[experiment]
-    published = _published(experiment)
+    info = _info(experiment)
+    published = info["published"]
     rows = []
     xs = sorted({int(r["x"]) for r in records})
     for x in xs:
@@ -540,7 +625,7 @@ def summarize_learned(experiment: str, records: list[dict]) -> list[LearnedRow]:
 def format_learned_table(experiment: str, rows: list[LearnedRow]) -> str:
     """Markdown: for each x, each method's learned / oracle / published accuracy (%), and
     the learned model's TV distance to the oracle's ``G_0`` on the test inputs."""
-    info = EXPERIMENT_INFO[experiment]
+    info = _info(experiment)
     methods = list(info["methods"])
     x_head = "m" if experiment == "exp1" else "m = V x S"
     head = [x_head]
@@ -573,7 +658,7 @@ def plot_learned(experiment: str, rows: list[LearnedRow], path: str | os.PathLik
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    info = EXPERIMENT_INFO[experiment]
+    info = _info(experiment)
     colors = ["tab:red", "tab:blue", "tab:green"]
     fig, ax = plt.subplots(figsize=(8.6, 4.4), dpi=120)
     try:
@@ -609,12 +694,16 @@ def run_learned(
     device: Any = None,
     out: str | os.PathLike = "results",
     threads: int | None = None,
-    progress: Callable[[LearnedProgress], None] | None = None,
+    progress: Callable | None = None,
     show_progress: bool = False,
     plot: bool = True,
     checkpoints: bool = True,
+    executor: str = "local",
+    ray_address: str | None = None,
+    jobs: int = 1,
 ) -> LearnedResult:
-    """Run (or resume) an experiment in learned mode and write its table.
+    """Run (or resume) an experiment in learned mode and write its table: the sweep
+    engine (:func:`hmmtune.experiments.sweep.run_sweep`) with the learned runner.
 
     Args:
         experiment: ``"exp1"`` or ``"exp2"``.
@@ -622,108 +711,56 @@ def run_learned(
         sizes: exp1: numbers of states m; exp2: memory sizes V (default: the scale's).
         seeds: a number of seeds (0..N-1) or a list (default: 1 at the CPU scale, the
             paper's 20 / 5 at paper scale).
-        device: torch device of the network (``"cuda"`` for the paper scale).
+        device: torch device of the network (``"cuda"`` for the paper scale; on Ray each
+            run then asks for one GPU).
         out: results folder: records in ``out/<experiment>-learned-<scale>/`` (with the
             pretraining checkpoints), table / summary / plot at
             ``out/<experiment>-learned-<scale>.{md,json,png}``.
-        threads: torch intra-op threads during the sweep (restored after). None: 1 when
+        threads: torch intra-op threads during each run (restored after). None: 1 when
             the network runs on the CPU (its tensors are small: on two shared cores one
             thread ran a CPU-scale step in 26 ms, two threads in 53 ms), torch's default
             otherwise.
-        progress: called with a :class:`LearnedProgress` after every run.
+        progress: called with a :class:`~hmmtune.experiments.sweep.Progress` after every run.
         show_progress: tqdm bars inside each run (pretraining, prompt tuning).
         plot: write the PNG.
         checkpoints: save pretraining checkpoints beside the records, so a run stopped
             during pretraining resumes there (at paper scale each is about 1.3 GB); they
             are deleted once the run's record is saved.
+        executor: ``"local"`` or ``"ray"`` (:func:`~hmmtune.experiments.sweep.run_sweep`).
+        ray_address: the Ray cluster (``"auto"``, ``"HOST:PORT"``; None: start one).
+        jobs: local worker processes, or the CPUs of a Ray instance started here.
     """
-    from ..experiments import store
+    from ..experiments.sweep import get_recipe, run_sweep
 
-    if experiment not in EXPERIMENT_INFO:
-        raise ValueError(f"unknown experiment {experiment!r}; choose exp1 or exp2")
-    info = EXPERIMENT_INFO[experiment]
+    info = _info(experiment)
     sc = _scale(scale)
     key_scale = sc.name if sc.name in info["sizes"] else "paper"
     sizes = list(sizes) if sizes is not None else list(info["sizes"][key_scale])
     if seeds is None:
         seeds = info["seeds"][key_scale]
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list or not sizes:
-        raise ValueError("at least one size and one seed are needed")
-    point = exp1_point if experiment == "exp1" else exp2_point
-    t_start = time.perf_counter()
-    name = f"{experiment}-learned-{sc.name}"
-    before = torch.get_num_threads()
+    if not sizes:
+        raise ValueError("at least one size is needed")
     if threads is None and (device is None or torch.device(device).type == "cpu"):
         threads = 1
-    if threads:
-        torch.set_num_threads(int(threads))
-    records, ran, resumed = [], 0, 0
-    total = len(sizes) * len(seed_list)
-    try:
-        for size in sizes:
-            config = {"experiment": experiment, "size": int(size), "scale": sc.to_dict()}
-            for seed in seed_list:
-                key = store.run_key(f"{info['x_name']}{size}", seed, config)
-                path = store.record_path(out, name, key)
-                rec = store.load_record(path)
-                if rec is not None and rec.get("config_hash") == store.config_hash(config) and rec.get("seed") == seed:
-                    resumed += 1
-                    records.append(rec)
-                    if progress:
-                        progress(LearnedProgress(len(records), total, rec, True))
-                    continue
-                t0 = time.perf_counter()
-                results = point(
-                    size, seed, sc, device=device, checkpoint=path.with_suffix(".pt") if checkpoints else None,
-                    progress=show_progress,
-                )
-                rec = {
-                    "experiment": experiment,
-                    "mode": "learned",
-                    "key": key,
-                    "config": config,
-                    "config_hash": store.config_hash(config),
-                    "seed": seed,
-                    "x": _x_of(experiment, size),
-                    "size": int(size),
-                    "results": results,
-                    "device": str(device or "cpu"),
-                    "threads": torch.get_num_threads(),
-                    "environment": store.environment(),
-                    "elapsed_s": round(time.perf_counter() - t0, 2),
-                    "created": store.now_utc(),
-                }
-                store.save_record(path, rec)
-                for ck in path.parent.glob(f"{path.stem}*.pt"):  # the record is the resume point now
-                    ck.unlink()
-                ran += 1
-                records.append(rec)
-                if progress:
-                    progress(LearnedProgress(len(records), total, rec, False))
-    finally:
-        torch.set_num_threads(before)
-    rows = summarize_learned(experiment, records)
-    table = format_learned_table(experiment, rows)
-    base = Path(out) / name
-    paths = {"records": str(Path(out) / name), "table": f"{base}.md", "summary": f"{base}.json"}
-    Path(out).mkdir(parents=True, exist_ok=True)
-    settings = f"{len(seed_list)} seed(s); {sc.describe()}"
-    _write(paths["table"], f"# {info['title']}\n\n{settings}\n\n{table}\n")
-    summary = {
-        "experiment": experiment,
-        "mode": "learned",
-        "scale": sc.to_dict(),
-        "seeds": seed_list,
-        "sizes": sizes,
-        "rows": [r.to_dict() for r in rows],
-        "records": [r["key"] for r in records],
-        "elapsed_s": [r["elapsed_s"] for r in records],
-    }
-    _write(paths["summary"], json.dumps(summary, indent=1) + "\n")
-    if plot:
-        paths["plot"] = plot_learned(experiment, rows, f"{base}.png", subtitle=settings)
-    return LearnedResult(experiment, sc, records, rows, table, ran, resumed, paths, time.perf_counter() - t_start)
+    res = run_sweep(
+        get_recipe(f"{experiment}-learned"),
+        configs=[LearnedConfig(experiment, int(v), sc) for v in sizes],
+        seeds=seeds,
+        out=out,
+        jobs=jobs,
+        progress=progress,
+        plot=plot,
+        threads=threads,
+        executor=executor,
+        ray_address=ray_address,
+        device=device,
+        show_progress=show_progress,
+        checkpoints=checkpoints,
+    )
+    return LearnedResult(
+        experiment, sc, res.records, res.rows, res.table, res.ran, res.resumed, res.paths, res.elapsed_s,
+        res.run_time_s, res.set_aside, res.executor, res.retries,
+    )
 
 
 def run_exp1_learned(**kwargs) -> LearnedResult:
@@ -736,13 +773,19 @@ def run_exp2_learned(**kwargs) -> LearnedResult:
     return run_learned("exp2", **kwargs)
 
 
-def _write(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def with_scale(scale: str | LearnedScale, **changes) -> LearnedScale:
     """A copy of a scale with some fields changed (e.g. fewer pretraining sequences)."""
     return replace(_scale(scale), **changes)
+
+
+def _register() -> None:
+    from ..experiments.sweep import register
+
+    register("exp1-learned", EXP1_LEARNED)
+    register("exp2-learned", EXP2_LEARNED)
+
+
+#: Experiments 1 and 2 in learned mode, as the sweep engine runs them.
+EXP1_LEARNED = _learned_recipe("exp1")
+EXP2_LEARNED = _learned_recipe("exp2")
+_register()

@@ -128,3 +128,51 @@ def test_unknown_experiment_and_bad_seeds_are_refused(tmp_path):
         run_sweep("exp3", out=tmp_path)
     with pytest.raises(ValueError, match="seed"):
         run_sweep("exp1", configs=tiny_exp1(), seeds=[], out=tmp_path)
+
+
+def test_executor_ray_without_ray_exits_2_with_the_install_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    assert main(["reproduce", "exp1", "--quick", "--executor", "ray", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "hmmtune[ray]"' in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "exp1").exists()
+    with pytest.raises(ValueError, match="hmmtune\\[ray\\]"):
+        run_sweep("exp1", configs=tiny_exp1(), seeds=1, out=tmp_path, executor="ray")
+    with pytest.raises(ValueError, match="unknown executor"):
+        run_sweep("exp1", configs=tiny_exp1(), seeds=1, out=tmp_path, executor="dask")
+
+
+def test_summary_reports_wall_time_and_the_sum_of_run_times(tmp_path):
+    res = run_sweep("exp1", configs=exp1.configs(states=(4,), **TINY1), seeds=2, out=tmp_path, plot=False)
+    assert res.run_time_s == pytest.approx(sum(r["elapsed_s"] for r in res.records))
+    assert 0 < res.run_time_s <= res.elapsed_s
+    cost = json.loads(Path(res.paths["summary"]).read_text())["cost"]
+    assert cost["executor"] == "local" and cost["ran"] == 2 and cost["run_time_s"] > 0
+    assert "s wall; the runs took" in res.cost_line()
+
+
+def test_one_engine_runs_every_recipe():
+    from hmmtune.experiments import get_recipe
+    from hmmtune.learned import experiment as learned
+
+    assert get_recipe("exp1").build is exp1.build and get_recipe("exp2").build is exp2.build
+    for name in ("exp1", "exp2"):
+        rec = get_recipe(f"{name}-learned")
+        assert rec.mode == "learned" and rec.experiment == name
+        assert rec.methods is get_recipe(name).methods  # one table of methods per experiment
+    cfg = learned.LearnedConfig("exp2", 3, learned.CPU_SCALE)
+    assert cfg.x == 12 and cfg.label == "V3" and learned.config_from_dict(cfg.to_dict()) == cfg
+    # a learned run on CUDA asks Ray for one GPU, on the CPU for none
+    assert learned.learned_resources(cfg, "cuda") == {"num_cpus": 1, "num_gpus": 1}
+    assert learned.learned_resources(cfg, None) == {"num_cpus": 1, "num_gpus": 0}
+    with pytest.raises(ValueError, match="unknown experiment"):
+        get_recipe("exp9")
+
+
+def test_exp2_build_is_the_recipe_run_reads():
+    cfg = exp2.Exp2Config(2, **TINY2)
+    s = exp2.build(cfg, 0)
+    res = exp2.run(cfg, 0)
+    assert res["task"]["memory"]["weights"] == s.memory.task.weights.tolist()
+    assert res["task"]["vanilla"]["weights"] == s.vanilla.task.weights.tolist()
+    assert s.memory.tokens.shape == (cfg.num_train + cfg.num_val + cfg.num_test, cfg.length)
