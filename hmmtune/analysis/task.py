@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ..models.io import ModelFileError, load_json_source, parse_entries
+from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
 
 __all__ = ["TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
@@ -105,6 +105,7 @@ def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
 def load_task(source: Any) -> TaskSpec:
     """Load a task from a path, JSON text or dict."""
     data, label = load_json_source(source)
+    check_format_version(data, label)
     kind = data.get("kind", "task")
     if kind != "task":
         if "task" in data:
