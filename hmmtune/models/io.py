@@ -418,6 +418,8 @@ def load_model(source: Any, **kwargs):
     """Load any hmmtune model from a path, JSON text or dict, dispatching on ``kind``."""
     data, label = load_json_source(source)
     kind = data.get("kind", "hmm")
+    if not isinstance(kind, str):
+        raise ModelFileError(f"{label}: field 'kind' must be a string such as \"hmm\", got {type(kind).__name__}")
     if kind not in LOADERS:
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}; known kinds: {', '.join(sorted(LOADERS))}")
     return LOADERS[kind](source, **kwargs)

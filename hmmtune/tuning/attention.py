@@ -114,7 +114,7 @@ def fit_attention(
     if has_val:
         Xv, yv = _check_xy(val_features, val_labels, "fit_attention (validation)")
         Xv = Xv.to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[-1])
     st = _Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F
 
-from ..models import arguments
+from ..models import arguments, limits
 from ._train import TrainLog, train
 
 __all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy"]
@@ -151,11 +151,18 @@ class _Standardizer:
         return LinearHead(w_raw.detach().clone(), (c - w_raw @ self.mean).detach().clone())
 
 
-def _num_classes(labels: Tensor, num_classes: int | None) -> int:
+def _num_classes(labels: Tensor, num_classes: int | None, num_features: int = 1) -> int:
     k = int(labels.max()) + 1 if len(labels) else 2
+    if num_classes is not None:
+        num_classes = arguments.integer("num_classes", num_classes, 2)
+    C = max(2, k) if num_classes is None else num_classes
+    # logits and their gradients (B, C), and the head with L-BFGS's history (~200 copies)
+    limits.check_memory(
+        f"a head with {C} classes (labels up to {k - 1}) on {len(labels)} inputs",
+        8.0 * C * (4 * len(labels) + 210 * num_features),
+    )
     if num_classes is None:
-        return max(2, k)
-    num_classes = arguments.integer("num_classes", num_classes, 2)
+        return C
     if k > num_classes:
         raise ValueError(f"labels go up to {k - 1} but num_classes = {num_classes}")
     return num_classes
@@ -228,7 +235,7 @@ def fit_head(
     if has_val:
         Xv, yv = _check_xy(val_features, val_labels, "fit_head (validation)")
         Xv = Xv.reshape(Xv.shape[0], -1).to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[1])
     st = _Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None

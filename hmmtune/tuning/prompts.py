@@ -135,7 +135,7 @@ def fit_prompt(
     if has_val:
         vmsgs = oracle.encode(val_messages)
         yv = arguments.class_labels("fit_prompt: val_labels", val_labels)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, m)
 
     if init_prompt is None:
         if num_prompt_tokens < 1:
