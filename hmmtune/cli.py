@@ -220,7 +220,14 @@ def _reproduce_learned(args) -> int:
     return 0
 
 
+#: memory of one seed's share of a sweep's plan, rounded up from 2.5 KiB measured for exp1's
+#: 7 configurations (tracemalloc over ``experiments.sweep.plan``); records add to it
+SWEEP_BYTES_PER_SEED = 4096
+
+
 def cmd_reproduce(args) -> int:
+    if args.seeds:
+        limits.check_memory(f"--seeds {args.seeds}", float(args.seeds) * SWEEP_BYTES_PER_SEED)
     if getattr(args, "mode", "oracle") == "learned":
         return _reproduce_learned(args)
     from tqdm import tqdm

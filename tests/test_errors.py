@@ -208,6 +208,7 @@ def test_fuzzed_sample_options_keep_the_contract(command, n, T, seed):
         (["sample", "--example", "full_rank", "-n", "1", "-T", "1", "-o", ""], r"argument -o/--output: expected a path"),
         (["check", "--example", "full_rank", "--tau", "nan"], r"argument --tau: must be a finite number >= 0, got nan"),
         (["check", "--example", "full_rank", "--max-memory", "lots"], r"argument --max-memory: expected a size"),
+        (["reproduce", "exp1", "--seeds", "1000000000"], r"--seeds 1000000000 needs about 3\.7 TiB, above the limit 4\.0 GiB"),
         (["check", "/dev/zero"], r"/dev/zero: is a device; only regular files are read"),
     ],
 )

@@ -186,8 +186,9 @@ class _Parser:
             return _number(text)
         if kind == "name":
             if text not in self.symbols:
-                declared = ", ".join(sorted(self.symbols)) or "none"
-                raise ExpressionError(f"unknown name {text!r} (declared parameters: {declared})")
+                if not self.symbols:
+                    raise ExpressionError(f"unknown name {text!r}")
+                raise ExpressionError(f"unknown name {text!r} (declared parameters: {', '.join(sorted(self.symbols))})")
             return self.symbols[text]
         if (kind, text) == ("op", "("):
             self.nest()
