@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -398,3 +399,46 @@ def test_hmm_arrays_fuzzed(initial):
         return
     assert torch.allclose(model.initial.sum(), torch.tensor(1.0, dtype=torch.float64))
     assert not any(isinstance(v, complex) for v in initial)
+
+
+def test_generators_and_oracle_options_are_validated():
+    from hmmtune import OracleMLM
+    from hmmtune.models import limits
+    from hmmtune.models.generators import dirichlet_hmm, paper_hmm
+
+    with pytest.raises(limits.ResourceLimitError, match=r"paper_hmm\(num_states=1000000, num_tokens=10\) needs about .* TiB"):
+        paper_hmm(10**6)
+    with pytest.raises(limits.ResourceLimitError, match="dirichlet_hmm"):
+        dirichlet_hmm(10**6, 2)
+    with pytest.raises(ValueError, match="num_states must be a positive integer, got True"):
+        paper_hmm(True)
+    with pytest.raises(ValueError, match="transition_temp must be a finite number >= 0, got 'x'"):
+        paper_hmm(3, transition_temp="x")
+    with pytest.raises(ValueError, match="max_elements must be a positive integer, got 0"):
+        OracleMLM(paper_hmm(3, seed=0), max_elements=0)
+
+
+def test_ctrl_c_during_a_real_sweep_exits_130_without_a_traceback(tmp_path):
+    """SIGINT while ``hmmtune reproduce`` (one job) computes: code 130, no traceback, and the
+    records written so far stay (the rerun resumes from them)."""
+    out = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hmmtune", "reproduce", "exp1", "--quick", "--no-progress", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and not list(out.glob("exp1*/*.json")):
+            time.sleep(0.05)
+        if proc.poll() is not None:
+            pytest.skip("the sweep ended before the signal could be sent")
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1] == "hmmtune: interrupted"
+    assert list(out.glob("exp1*/*.json"))
