@@ -16,7 +16,8 @@ grammar::
 Limits (each violation raises :class:`ExpressionError` naming the entry): at most
 ``MAX_CHARS`` characters, ``MAX_TOKENS`` tokens, ``MAX_DEPTH`` nested parentheses or signs,
 ``MAX_DIGITS`` digits in a number, a decimal exponent of at most ``MAX_DECIMAL_EXPONENT``,
-and integer powers of at most ``MAX_POWER`` in absolute value. Division by an expression
+integer powers of at most ``MAX_POWER`` in absolute value, and a degree in the parameters
+of at most ``MAX_DEGREE`` (numerator and denominator, bounded from the expression's tree). Division by an expression
 that is exactly zero is refused. Powers do not nest:
 ``a^2^3`` and ``(a^2)^3`` are refused (write ``a^6``): a power applies to no expression
 that already holds one, so the degree of an entry stays below ``MAX_POWER * MAX_TOKENS``.
@@ -38,6 +39,7 @@ __all__ = [
     "MAX_DIGITS",
     "MAX_POWER",
     "MAX_DECIMAL_EXPONENT",
+    "MAX_DEGREE",
 ]
 
 MAX_CHARS = 1000
@@ -46,6 +48,7 @@ MAX_DEPTH = 32
 MAX_DIGITS = 60
 MAX_POWER = 16
 MAX_DECIMAL_EXPONENT = 60
+MAX_DEGREE = 64
 
 
 class ExpressionError(ValueError):
@@ -227,4 +230,19 @@ def parse_expression(text: str, symbols: Mapping[str, sympy.Symbol] | None = Non
     value = parser.expr()
     if parser.i != len(tokens):
         raise ExpressionError(f"unexpected {tokens[parser.i][1]!r} after a complete expression")
+    if value.free_symbols and _degree_bound(value) > MAX_DEGREE:
+        raise ExpressionError(f"degree above the limit {MAX_DEGREE} in the parameters")
     return value
+
+
+def _degree_bound(e) -> int:
+    """An upper bound of the degree of numerator and denominator, from the tree (no expansion)."""
+    if e.is_Symbol:
+        return 1
+    if e.is_Number:
+        return 0
+    if e.is_Pow:
+        return abs(int(e.exp)) * _degree_bound(e.base)
+    if e.is_Mul:
+        return sum(_degree_bound(a) for a in e.args)
+    return sum(_degree_bound(a) for a in e.args) if e.is_Add else max((_degree_bound(a) for a in e.args), default=0)
