@@ -77,8 +77,10 @@ def _require_memory(model, num, length, options: str, per_state: int) -> None:
     """Refuse, before anything is allocated, a request whose memory exceeds --max-memory.
 
     ``per_state``: float64 arrays of shape (num, length, states) the command keeps at once.
+    A memory HMM's exact inference works in chunks under its own bound
+    (``InferenceTooLargeError``), so only its sampled tokens are counted here.
     """
-    states = getattr(model, "num_flat_states", None) or model.num_states
+    states = 0 if hasattr(model, "num_flat_states") else model.num_states
     nbytes = float(num) * length * (32 + 8 * model.num_tokens + 8 * per_state * states)
     limits.check_memory(options, nbytes)
 
