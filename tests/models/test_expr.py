@@ -249,3 +249,18 @@ def test_the_parametric_example_still_loads_with_its_symbols():
     a = model.parameters["a"]["symbol"]
     assert model.symbolic["emission"][0, 1] == 1 - a
     assert model.exact["emission"][0, 0] == sympy.Rational(3, 4)
+
+
+@FAST
+@given(st.sampled_from(["", "-", "+", " - "]), st.integers(0, 10**59), st.one_of(st.none(), st.integers(0, 10**59)), st.sampled_from(["", " "]))
+def test_the_fast_path_for_plain_rationals_agrees_with_fractions(sign, p, q, pad):
+    text = f"{pad}{sign}{p}" + ("" if q is None else f"{pad}/{pad}{q}") + pad
+    if q == 0:
+        with pytest.raises(ExpressionError, match="division by zero"):
+            parse_expression(text)
+        return
+    got = parse_expression(text)
+    expected = Fraction(p, q or 1) * (-1 if "-" in sign else 1)
+    assert Fraction(int(got.p), int(got.q)) == expected
+    # the full grammar gives the same number (parenthesised, so the fast path is skipped)
+    assert parse_expression(f"({text})") == got
