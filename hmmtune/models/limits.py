@@ -175,7 +175,9 @@ def parse_json(text: str, label: str) -> Any:
     except json.JSONDecodeError as exc:
         raise ValueError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:
-        raise _refuse(f"{label}: JSON nested", "deeper than Python can parse", "max_json_depth", str(lim.max_json_depth)) from None
+        raise ResourceLimitError(
+            f"{label}: JSON nested deeper than Python can parse; the limit is {lim.max_json_depth} levels"
+        ) from None
     except ValueError as exc:  # NaN/Infinity literals, integers beyond Python's digit limit
         raise ValueError(f"{label}: invalid JSON: {str(exc).splitlines()[0]}") from None
     # iterative walk: depth and number of scalars
