@@ -162,7 +162,10 @@ def cmd_check(args) -> int:
     model = _model_from_args(args)
     task = _task_from_args(args)
     longest = max(args.length + 1, args.certificate_length or 0)
-    _require_memory(model, args.num_inputs, longest, f"--num-inputs {args.num_inputs} x --length {longest}", 6)
+    what = f"--num-inputs {args.num_inputs} x --length {args.length}"
+    if longest > args.length + 1:
+        what += f" (--certificate-length {args.certificate_length})"
+    _require_memory(model, args.num_inputs, longest, what, 6)
     report = check(
         model,
         task,
