@@ -1,6 +1,9 @@
 """The ``hmmtune`` command line. It parses, calls the library and prints; it owns no math.
 
-Exit codes: 0 success, 1 a checked condition fails (``check``), 2 bad input.
+Exit codes (docs: errors): 0 success (``check``: every counted condition holds), 1 some
+condition fails (``check``), 2 bad input or a refused resource request (one line naming the
+file, field or option), 3 an internal error (one line asking for a bug report; the
+traceback with ``--debug``), 130 interrupted (Ctrl-C). A closed output pipe keeps the code.
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ import numpy as np
 
 from . import __version__
 from .examples import example_path, list_examples
+from .models import arguments, limits
 from .models.io import ModelFileError, load_model
+
+EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 #: ``check --require`` choices (the same as hmmtune.analysis.report.REQUIRE_CHOICES, kept here
@@ -36,27 +42,55 @@ def _model_from_args(args):
     return load_model(Path(args.model))
 
 
-def _positive(label):
+def _option(label, check, convert):
+    """An argparse type: ``convert`` the text, then the library's own ``check`` (same wording)."""
+
     def parse(text):
         try:
-            v = int(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{label} must be a positive integer, got {text!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{label} must be a positive integer, got {v}")
-        return v
+            value = text
+        try:
+            return check(label, value)
+        except ValueError as exc:  # argparse prefixes "argument LABEL: "
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{label} ")) from None
 
     return parse
 
 
-def _nonnegative_float(text):
+def _positive(label):
+    return _option(label, arguments.integer, int)
+
+
+_seed = _option("--seed", arguments.seed, int)
+
+
+def _path(text):
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+def _size(text):
     try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (v >= 0 and v < float("inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return v
+        return limits.parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _require_memory(model, num, length, options: str, per_state: int) -> None:
+    """Refuse, before anything is allocated, a request whose memory exceeds --max-memory.
+
+    ``per_state``: float64 arrays of shape (num, length, states) the command keeps at once.
+    A memory HMM's exact inference works in chunks under its own bound
+    (``InferenceTooLargeError``), so only its sampled tokens are counted here.
+    """
+    states = 0 if hasattr(model, "num_flat_states") else model.num_states
+    nbytes = float(num) * length * (32 + 8 * model.num_tokens + 8 * per_state * states)
+    limits.check_memory(options, nbytes)
+
+
+_nonnegative_float = _option("--tau", lambda label, v: arguments.real(label, v, 0.0), float)
 
 
 def cmd_examples(args) -> int:
@@ -73,6 +107,7 @@ def cmd_examples(args) -> int:
 
 def cmd_sample(args) -> int:
     model = _model_from_args(args)
+    _require_memory(model, args.num_sequences, args.length, f"-n {args.num_sequences} x -T {args.length}", 0)
     result = model.sample(args.num_sequences, args.length, seed=args.seed)
     if hasattr(result, "_asdict"):
         arrays = {k: v.numpy() for k, v in result._asdict().items()}
@@ -96,6 +131,7 @@ def cmd_predict(args) -> int:
     from .oracle import OracleMLM
 
     model = _model_from_args(args)
+    _require_memory(model, args.num_sequences, args.length, f"-n {args.num_sequences} x -T {args.length}", 4)
     oracle = OracleMLM(model)
     result = model.sample(args.num_sequences, args.length, seed=args.seed)
     tokens = result[0]
@@ -130,6 +166,11 @@ def cmd_check(args) -> int:
 
     model = _model_from_args(args)
     task = _task_from_args(args)
+    longest = max(args.length + 1, args.certificate_length or 0)
+    what = f"--num-inputs {args.num_inputs} x --length {args.length}"
+    if longest > args.length + 1:
+        what += f" (--certificate-length {args.certificate_length})"
+    _require_memory(model, args.num_inputs, longest, what, 6)
     report = check(
         model,
         task,
@@ -146,6 +187,7 @@ def cmd_check(args) -> int:
         if not out.parent.exists():
             raise _CliError(f"output folder {out.parent} does not exist")
         report.to_json(out)
+    args.exit_code = report.exit_code  # kept if the reader closes the pipe while we print
     print(report.to_json() if args.json else str(report))
     return report.exit_code
 
@@ -212,7 +254,14 @@ def _finish_sweep(run, bar) -> int:
     return 0
 
 
+#: memory of one seed's share of a sweep's plan, rounded up from 2.5 KiB measured for exp1's
+#: 7 configurations (tracemalloc over ``experiments.sweep.plan``); records add to it
+SWEEP_BYTES_PER_SEED = 4096
+
+
 def cmd_reproduce(args) -> int:
+    if args.seeds:
+        limits.check_memory(f"--seeds {args.seeds}", float(args.seeds) * SWEEP_BYTES_PER_SEED)
     if getattr(args, "mode", "oracle") == "learned":
         return _reproduce_learned(args)
     from tqdm import tqdm
@@ -309,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(head or prompt tuning provably recovers the given task)",
     )
     p.add_argument("--json", action="store_true", help="print the full report (witnesses, certificates) as JSON")
-    p.add_argument("-o", "--output", metavar="REPORT.json", help="also write the JSON report to this file")
+    p.add_argument("-o", "--output", type=_path, metavar="REPORT.json", help="also write the JSON report to this file")
     p.add_argument("--max-prompt-length", type=_positive("--max-prompt-length"), default=4, metavar="K", help="longest prompt searched for Theorem P")
     p.add_argument("--tau", type=_nonnegative_float, default=0.0, help="treat transitions <= tau as zero in the prompt search (0: exact)")
     p.add_argument("--num-inputs", type=_positive("--num-inputs"), default=2000, metavar="N", help="sampled inputs for verifying witnesses and measuring margins")
@@ -322,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="input length of the head's LP certificate (default: the largest T <= 6 with n^T <= 1024, so every input "
         "of that length is used)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled inputs")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the sampled inputs")
     p.set_defaults(func=cmd_check)
 
     p = sub.add_parser(
@@ -334,8 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("-n", "--num-sequences", type=_positive("-n"), required=True, metavar="N", help="number of sequences (required)")
     p.add_argument("-T", "--length", type=_positive("-T"), required=True, metavar="T", help="tokens per sequence (required)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: fresh randomness)")
-    p.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="the .npz file to write (required)")
+    p.add_argument("--seed", type=_seed, default=None, help="random seed (default: fresh randomness)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="OUT.npz", help="the .npz file to write (required)")
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser(
@@ -347,7 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(p)
     p.add_argument("-n", "--num-sequences", type=_positive("-n"), default=3, metavar="N", help="number of inputs")
     p.add_argument("-T", "--length", type=_positive("-T"), default=8, metavar="T", help="tokens per input")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the inputs")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed of the inputs")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -364,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=_positive("--seeds"), default=None, metavar="N", help="seeds 0..N-1 (default: the paper's, 20 for exp1 and 5 for exp2; 3 / 2 with --quick)")
     p.add_argument("--quick", action="store_true", help="small splits and short inputs: the same models, in seconds")
-    p.add_argument("--out", default="results", metavar="DIR", help="results folder (default: results)")
+    p.add_argument("--out", type=_path, default="results", metavar="DIR", help="results folder (default: results)")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1, metavar="J", help="parallel worker processes (local executor); CPUs of a Ray instance started here")
     p.add_argument("--executor", choices=["local", "ray"], default="local", help="local: this machine (default); ray: one Ray task per run, on a cluster with --ray-address (needs: pip install \"hmmtune[ray]\"; docs: running at scale)")
     p.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray executor: 'auto' or HOST:PORT of a running cluster (default: start a local Ray instance)")
@@ -375,24 +424,80 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, metavar="DEV", help="learned mode: torch device of the network, e.g. cuda")
     p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N", help="learned mode: torch CPU threads (default: 1 on the CPU, where the small tensors gain nothing from more)")
     p.set_defaults(func=cmd_reproduce)
+    _add_contract_options(parser, sub)
     return parser
 
 
+def _add_contract_options(parser, sub) -> None:
+    """--debug everywhere; the limits (docs: errors) on every command."""
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
+    for p in sub.choices.values():
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an internal error")
+        if p.get_default("func") is cmd_examples:
+            continue
+        p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
+                       help=f"refuse requests estimated above SIZE (default {limits.format_bytes(limits.Limits.max_memory)}; e.g. 16G)")
+        p.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE",
+                       help=f"refuse input files above SIZE (default {limits.format_bytes(limits.Limits.max_file_bytes)})")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _run(args) -> int:
+    changes = {}
+    if getattr(args, "max_memory", None):
+        changes["max_memory"] = args.max_memory
+    if getattr(args, "max_file_size", None):
+        changes["max_file_bytes"] = args.max_file_size
+    with limits.override(**changes):
+        code = args.func(args)
+    sys.stdout.flush()  # a closed pipe shows here, inside the contract
+    return code
+
+
 def main(argv=None) -> int:
+    """Run the command line; returns the exit code of the contract in the module docstring."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help, --version, a bad option: SystemExit 0 or 2 (one line)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_INPUT
+    debug = bool(getattr(args, "debug", False) or os.environ.get("HMMTUNE_DEBUG"))
     try:
-        return args.func(args)
-    except BrokenPipeError:  # the reader (head, less) closed the pipe: stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except (_CliError, ModelFileError, ValueError, OSError) as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"hmmtune: error: {msg}", file=sys.stderr)
-        return 2
+        return _run(args)
+    except BrokenPipeError:  # the reader (head, less) closed the pipe: stop quietly, keep the code
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError:  # pragma: no cover - stdout without a descriptor
+            pass
+        return getattr(args, "exit_code", EXIT_OK)
+    except KeyboardInterrupt:
+        print("hmmtune: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (_CliError, ValueError, OSError) as exc:  # ModelFileError, ResourceLimitError are ValueErrors
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"hmmtune: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except MemoryError:
+        print("hmmtune: error: out of memory; lower the sizes asked for (see --max-memory in 'hmmtune COMMAND --help')", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception as exc:  # anything else is a bug of hmmtune
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(
+            f"hmmtune: internal error: {type(exc).__name__}: {_one_line(exc)}. This is a bug: please report it "
+            "with the command and input that caused it" + ("" if debug else " (rerun with --debug for the traceback)"),
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -77,6 +77,10 @@ class OracleMLM:
     def __init__(self, model: HMM | MemoryHMM, *, max_elements: int | None = None):
         if not isinstance(model, (HMM, MemoryHMM)):
             raise TypeError(f"OracleMLM needs an hmmtune.HMM or hmmtune.MemoryHMM, got {type(model).__name__}")
+        if max_elements is not None:
+            from .models import arguments
+
+            max_elements = arguments.integer("max_elements", max_elements, 1)
         self.model = model
         self.max_elements = max_elements
         self._memory = isinstance(model, MemoryHMM)

@@ -68,8 +68,20 @@ def check(
     Returns:
         A :class:`~hmmtune.analysis.report.Report`.
     """
-    spec = as_task_spec(task)
+    from ..models import arguments
     from ..models.memory import MemoryHMM
+
+    max_prompt_length = arguments.integer("max_prompt_length", max_prompt_length, 1)
+    tau = arguments.real("tau", tau, 0.0)
+    num_inputs = arguments.integer("num_inputs", num_inputs, 1)
+    length = arguments.integer("length", length, 1)
+    if certificate_length is not None:
+        certificate_length = arguments.integer("certificate_length", certificate_length, 1)
+    max_inputs = arguments.integer("max_inputs", max_inputs, 1)
+    seed = arguments.seed("seed", seed)
+    if tol is not None:
+        tol = arguments.real("tol", tol, 0.0)
+    spec = as_task_spec(task)
 
     settings = {
         "max_prompt_length": max_prompt_length,

@@ -185,8 +185,13 @@ class Report:
         if isinstance(source, dict):
             d = source
         else:
+            from ..models import limits
+
             text = str(source)
-            d = json.loads(text if text.lstrip().startswith("{") else Path(source).read_text())
+            label = "<json text>" if text.lstrip().startswith("{") else str(source)
+            d = limits.parse_json(text if label == "<json text>" else limits.read_text(source), label)
+            if not isinstance(d, dict):
+                raise ValueError(f"{label}: not an hmmtune report (the top level is not a JSON object)")
         if d.get("kind") != "hmmtune.report":
             raise ValueError("not an hmmtune report (field 'kind' is not 'hmmtune.report')")
         return cls(

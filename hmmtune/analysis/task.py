@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import sympy
 
-from ..models.io import ModelFileError, load_json_source, parse_entries
+from ..models import arguments
+from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
 
 __all__ = ["TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
@@ -114,6 +115,7 @@ def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
 def load_task(source: Any) -> TaskSpec:
     """Load a task from a path, JSON text or dict."""
     data, label = load_json_source(source)
+    check_format_version(data, label)
     kind = data.get("kind", "task")
     if kind != "task":
         if "task" in data:
@@ -130,12 +132,16 @@ def as_task_spec(task: Any) -> TaskSpec:
     if isinstance(task, dict):
         return task_from_dict(task)
     if hasattr(task, "weights"):
-        w = task.weights
-        w = w.detach().cpu().numpy() if hasattr(w, "detach") else np.asarray(w)
-        return TaskSpec(np.asarray(w, dtype=np.float64), None, getattr(task, "cell", None))
-    mu = np.asarray(task, dtype=np.float64)
+        w = arguments.real_tensor("task weights", task.weights.detach().cpu() if hasattr(task.weights, "detach") else task.weights)
+        if w.dim() != 2 or w.shape[0] < 2:
+            raise ValueError(f"task weights must have shape (C, d) with C >= 2 classes, got {tuple(w.shape)}")
+        cell = getattr(task, "cell", None)
+        if cell is not None:
+            cell = arguments.integer("task cell", cell, 0)
+        return TaskSpec(w.numpy(), None, cell)
+    mu = arguments.real_tensor("task", task).numpy()
     if mu.ndim == 1:
         return TaskSpec(np.stack([np.zeros_like(mu), mu]), None, None)
-    if mu.ndim == 2:
+    if mu.ndim == 2 and mu.shape[0] >= 2:
         return TaskSpec(mu, None, None)
     raise ValueError(f"cannot read a task from {type(task).__name__} of shape {mu.shape}")

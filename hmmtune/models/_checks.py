@@ -15,14 +15,19 @@ def as_float_tensor(name: str, value: Any, dtype: torch.dtype | None, device) ->
     """Convert nested lists / numpy / torch to a floating tensor, naming ``name`` on error."""
     if isinstance(value, Tensor):
         t = value.detach()
+        if torch.is_complex(t) or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold real numbers (floating or integer dtype), got dtype {t.dtype}")
         if not torch.is_floating_point(t):
             t = t.to(torch.float64)
     else:
         try:
-            arr = np.asarray(value, dtype=np.float64)
+            raw = np.asarray(value)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{name}: cannot read as an array of numbers ({exc})") from None
-        t = torch.from_numpy(arr)
+        if raw.dtype.kind not in "fiu":
+            what = {"c": "complex", "b": "boolean", "U": "text", "S": "bytes", "O": "mixed or ragged"}.get(raw.dtype.kind, str(raw.dtype))
+            raise ValueError(f"{name}: cannot read as an array of real numbers (floating or integer dtype), got {what} values")
+        t = torch.from_numpy(raw.astype(np.float64))
     if dtype is None:
         dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float64
     if dtype not in (torch.float32, torch.float64):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import arguments, limits
 from .hmm import HMM
 from .memory import MemoryHMM
 
@@ -15,6 +16,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _positive_real(label: str, v) -> float:
+    if arguments.real(label, v, 0.0) <= 0:
+        raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+    return float(v)
+
+
+def _check_size(what: str, num_states: int, num_tokens: int) -> None:
+    # transition, its row sums and the HMM's own copies; emission likewise (float64)
+    limits.check_memory(what, 8.0 * num_states * (4 * num_states + 3 * num_tokens))
 
 
 def _rng(seed) -> np.random.Generator:
@@ -59,11 +71,10 @@ def paper_hmm(
         kwargs: passed to :class:`HMM` (``dtype``, ``device``).
     """
     for label, v in (("num_states", num_states), ("num_tokens", num_tokens)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        arguments.integer(label, v, 1)
     for label, v in (("transition_temp", transition_temp), ("emission_temp", emission_temp), ("start_temp", start_temp)):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+        _positive_real(label, v)
+    _check_size(f"paper_hmm(num_states={num_states}, num_tokens={num_tokens})", num_states, num_tokens)
     rng = _rng(seed)
     initial = _softmax((rng.random(num_states) - 0.5) / start_temp)
     transition = permutation_mixture(num_states, transition_temp, rng)
@@ -87,15 +98,14 @@ def dirichlet_hmm(
     entries to exactly 0 in float64, which the model accepts).
     """
     for label, v in (("num_states", num_states), ("num_tokens", num_tokens)):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        arguments.integer(label, v, 1)
     for label, v in (
         ("initial_concentration", initial_concentration),
         ("transition_concentration", transition_concentration),
         ("emission_concentration", emission_concentration),
     ):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+        _positive_real(label, v)
+    _check_size(f"dirichlet_hmm(num_states={num_states}, num_tokens={num_tokens})", num_states, num_tokens)
     rng = _rng(seed)
     initial = rng.dirichlet(np.full(num_states, initial_concentration))
     transition = rng.dirichlet(np.full(num_states, transition_concentration), size=num_states)
@@ -140,11 +150,9 @@ def paper_memory_hmm(
         kwargs: passed to :class:`MemoryHMM` (``dtype``, ``device``, ``name``).
     """
     for label, v in (("num_values", num_values), ("num_local_states", num_local_states), ("num_tokens", num_tokens)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        arguments.integer(label, v, 1)
     for label, v in (("transition_temp", transition_temp), ("emission_temp", emission_temp), ("start_temp", start_temp)):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{label} must be a positive finite number, got {v!r}")
+        _positive_real(label, v)
     rng = _rng(seed)
     V, S = int(num_values), int(num_local_states)
     memory_prior = _softmax((rng.random(V) - 0.5) / start_temp)
@@ -170,8 +178,7 @@ def paper_vanilla_control(
     ``m = num_values * num_local_states`` states (a full random permutation-mixture
     transition instead of the block-diagonal one), same vocabulary and temperatures."""
     for label, v in (("num_values", num_values), ("num_local_states", num_local_states)):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        arguments.integer(label, v, 1)
     m = int(num_values) * int(num_local_states)
     seed_label = seed if not isinstance(seed, np.random.Generator) else "rng"
     kwargs.setdefault("name", f"paper_vanilla_control(m={m} = {num_values}x{num_local_states}, n={num_tokens}, seed={seed_label})")

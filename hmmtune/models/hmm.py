@@ -7,7 +7,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from . import inference
+from . import inference, limits
 from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
 
 __all__ = ["HMM", "MAX_CHUNK_ELEMENTS"]
@@ -202,6 +202,11 @@ class HMM:
         for label, v in (("num_sequences", num_sequences), ("length", length)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        # states, two uniforms, tokens (8 bytes each) and the gathered emission rows (8 n)
+        limits.check_memory(
+            f"sampling {num_sequences} sequences of length {length}",
+            float(num_sequences) * length * (32 + 8 * self.num_tokens),
+        )
         gen = torch.Generator()
         gen.manual_seed(seed if seed is not None else int(torch.seed()))
         cum_init = _cumulative(self.initial.cpu())

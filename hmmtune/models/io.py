@@ -33,8 +33,12 @@ import numpy as np
 import sympy
 import torch
 
+from . import limits
+from .expr import ExpressionError, parse_expression
+
 __all__ = [
     "ModelFileError",
+    "check_format_version",
     "load_json_source",
     "parse_entries",
     "hmm_to_json",
@@ -56,7 +60,11 @@ class ModelFileError(ValueError):
 
 
 def load_json_source(source: Any) -> tuple[dict, str]:
-    """Read a path, JSON text or dict. Returns ``(data, label)`` for error messages."""
+    """Read a path, JSON text or dict. Returns ``(data, label)`` for error messages.
+
+    Files are read within the limits of :mod:`hmmtune.models.limits` (regular files only,
+    size checked before reading, nesting depth and number of entries bounded).
+    """
     if isinstance(source, dict):
         return source, "<dict>"
     if isinstance(source, (str, os.PathLike)):
@@ -65,19 +73,43 @@ def load_json_source(source: Any) -> tuple[dict, str]:
             path = Path(source)
             label = str(path)
             try:
-                text = path.read_text()
+                text = limits.read_text(path, label)
+            except limits.ResourceLimitError:
+                raise
             except OSError as exc:
                 raise ModelFileError(f"{label}: cannot read file ({exc.strerror or exc})") from None
+            except ValueError as exc:
+                raise ModelFileError(str(exc)) from None
         else:
             label = "<json text>"
+            if len(text) > limits.current().max_file_bytes:
+                raise limits.ResourceLimitError(
+                    f"{label}: {limits.format_bytes(len(text))} of JSON text, above the limit "
+                    f"{limits.format_bytes(limits.current().max_file_bytes)} (raise it with --max-file-size on the "
+                    "command line, hmmtune.models.limits.override(max_file_bytes=...) in Python)"
+                )
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ModelFileError(f"{label}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+            data = limits.parse_json(text, label)
+        except limits.ResourceLimitError:
+            raise
+        except ValueError as exc:
+            raise ModelFileError(str(exc)) from None
         if not isinstance(data, dict):
             raise ModelFileError(f"{label}: the top level must be a JSON object, got {type(data).__name__}")
         return data, label
     raise ModelFileError(f"cannot read a model from {type(source).__name__}")
+
+
+def check_format_version(data: dict, label: str) -> None:
+    """The optional ``format_version`` must be one this version of hmmtune reads (1)."""
+    if "format_version" not in data:
+        return
+    v = data["format_version"]
+    if isinstance(v, bool) or not isinstance(v, int) or v != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{label}: field 'format_version' is {json.dumps(v) if isinstance(v, (int, float, str)) else type(v).__name__}; "
+            f"this version of hmmtune reads format_version {FORMAT_VERSION}"
+        )
 
 
 def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | None, Any]:
@@ -85,27 +117,26 @@ def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | 
     if isinstance(value, bool) or value is None:
         raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {json.dumps(value)}")
     if isinstance(value, int):
+        if abs(value) > 2**1000:
+            raise ModelFileError(f"{where}: the integer {str(value)[:20]}... is too large for a float")
         return float(value), sympy.Integer(value)
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ModelFileError(f"{where}: {value} is not a finite number")
         return value, None
     if isinstance(value, str):
-        s = value.strip()
         try:
-            if symbols:
-                expr = sympy.sympify(s, locals=symbols, rational=True)
-            else:
-                expr = sympy.Rational(s)
-        except (TypeError, ValueError, sympy.SympifyError, SyntaxError):
-            hint = " (declare symbols under \"parameters\")" if not symbols else ""
-            raise ModelFileError(f"{where}: cannot read {value!r} as an exact number{hint}") from None
-        if symbols and expr.free_symbols - set(symbols.values()):
-            unknown = ", ".join(sorted(str(s) for s in expr.free_symbols - set(symbols.values())))
-            raise ModelFileError(f"{where}: unknown symbol(s) {unknown} in {value!r}")
+            expr = parse_expression(value, symbols)
+        except ExpressionError as exc:
+            hint = " (declare symbols under \"parameters\")" if not symbols and "unknown name" in str(exc) else ""
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            raise ModelFileError(f"{where}: cannot read {shown!r} as an exact number: {exc}{hint}") from None
         if expr.free_symbols:
             return None, expr
-        if not expr.is_real:
-            raise ModelFileError(f"{where}: {value!r} is not a real number")
-        return float(expr), sympy.nsimplify(expr) if not expr.is_Rational else expr
+        f = float(expr)
+        if not math.isfinite(f):
+            raise ModelFileError(f"{where}: {value[:60]!r} is too large for a float")
+        return f, expr
     raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {type(value).__name__}")
 
 
@@ -236,6 +267,7 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
     from .hmm import HMM
 
     data, label = load_json_source(source)
+    check_format_version(data, label)
     kind = data.get("kind", "hmm")
     if kind != "hmm":
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}; use the loader for that kind (hmmtune.load_model)")
@@ -253,11 +285,20 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
             for k, M in symbolic.items():
                 for i in range(M.rows if k != "initial" else 1):
                     row = list(M.row(i)) if k != "initial" else list(M)
-                    if sympy.simplify(sum(row) - 1) != 0:
+                    if sympy.cancel(sum(row) - 1) != 0:
                         where = f" row {i}" if k != "initial" else ""
-                        raise ModelFileError(f"{label}: field {k!r}{where} sums to {sympy.simplify(sum(row))}, not 1 for every parameter value")
+                        raise ModelFileError(f"{label}: field {k!r}{where} sums to {sympy.cancel(sum(row))}, not 1 for every parameter value")
             at = {p["symbol"]: p["value"] for p in params.values()}
             exact = {k: M.subs(at) for k, M in symbolic.items()}
+            for k, M in exact.items():
+                for idx, e in enumerate(M):
+                    if not e.is_Rational:
+                        i, j = divmod(idx, M.cols)
+                        where = f"[{idx}]" if k == "initial" else f"[{i}][{j}]"
+                        values = ", ".join(f"{n} = {p['value']}" for n, p in params.items())
+                        raise ModelFileError(
+                            f"{label}: field {k!r}{where} = {symbolic[k][idx]} is undefined at the parameter values ({values})"
+                        )
         for k, M in exact.items():
             check_exact_rows(label, k, M, ndim=1 if k == "initial" else 2)
     floats = {k: f for k, (f, _) in parsed.items()}
@@ -377,6 +418,8 @@ def load_model(source: Any, **kwargs):
     """Load any hmmtune model from a path, JSON text or dict, dispatching on ``kind``."""
     data, label = load_json_source(source)
     kind = data.get("kind", "hmm")
+    if not isinstance(kind, str):
+        raise ModelFileError(f"{label}: field 'kind' must be a string such as \"hmm\", got {type(kind).__name__}")
     if kind not in LOADERS:
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}; known kinds: {', '.join(sorted(LOADERS))}")
     return LOADERS[kind](source, **kwargs)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from . import inference
+from . import inference, limits
 from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
 from .hmm import HMM, _cumulative, _sample_categorical
 
@@ -452,6 +452,8 @@ class MemoryHMM:
         _positive_int("num_sequences", num_sequences)
         _positive_int("length", length)
         B, T, N, S = num_sequences, length, self.num_cells, self.num_local_states
+        # states, pointer, local state, rows, two uniforms, tokens and the gathered rows (8 n)
+        limits.check_memory(f"sampling {B} sequences of length {T}", float(B) * (T * (56 + 8 * self.num_tokens) + 16 * N))
         gen = torch.Generator()
         gen.manual_seed(seed if seed is not None else int(torch.seed()))
         cum_prior = _cumulative(self.memory_prior.cpu())  # (N, V)
@@ -816,9 +818,10 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
     import numpy as np
     import sympy
 
-    from .io import ModelFileError, _wrap_value_error, load_json_source, parse_entries
+    from .io import ModelFileError, _wrap_value_error, check_format_version, load_json_source, parse_entries
 
     data, label = load_json_source(source)
+    check_format_version(data, label)
     kind = data.get("kind")
     if kind != "memory_hmm":
         raise ModelFileError(f"{label}: field 'kind' is {kind!r}, expected 'memory_hmm' (use hmmtune.load_model to dispatch)")

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F
 
+from ..models import arguments
 from ._train import TrainLog, train
 from .heads import LinearHead, _check_xy, _num_classes, _Standardizer, accuracy
 
@@ -105,6 +106,7 @@ def fit_attention(
         method: optimiser; this and the remaining arguments as in
             :func:`hmmtune.tuning.fit_head`.
     """
+    l2 = arguments.real("l2", l2, 0.0)
     X, y = _check_xy(features, labels, "fit_attention")
     if X.dim() != 3:
         raise ValueError(f"fit_attention needs features of shape (B, T, n), got {tuple(X.shape)}")
@@ -112,7 +114,7 @@ def fit_attention(
     if has_val:
         Xv, yv = _check_xy(val_features, val_labels, "fit_attention (validation)")
         Xv = Xv.to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[-1])
     st = _Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F
 
+from ..models import arguments, limits
 from ._train import TrainLog, train
 
 __all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy"]
@@ -150,10 +151,18 @@ class _Standardizer:
         return LinearHead(w_raw.detach().clone(), (c - w_raw @ self.mean).detach().clone())
 
 
-def _num_classes(labels: Tensor, num_classes: int | None) -> int:
+def _num_classes(labels: Tensor, num_classes: int | None, num_features: int = 1) -> int:
     k = int(labels.max()) + 1 if len(labels) else 2
+    if num_classes is not None:
+        num_classes = arguments.integer("num_classes", num_classes, 2)
+    C = max(2, k) if num_classes is None else num_classes
+    # logits and their gradients (B, C), and the head with L-BFGS's history (~200 copies)
+    limits.check_memory(
+        f"a head with {C} classes (labels up to {k - 1}) on {len(labels)} inputs",
+        8.0 * C * (4 * len(labels) + 210 * num_features),
+    )
     if num_classes is None:
-        return max(2, k)
+        return C
     if k > num_classes:
         raise ValueError(f"labels go up to {k - 1} but num_classes = {num_classes}")
     return num_classes
@@ -161,9 +170,11 @@ def _num_classes(labels: Tensor, num_classes: int | None) -> int:
 
 def _check_xy(features: Tensor, labels: Tensor, name: str) -> tuple[Tensor, Tensor]:
     f = torch.as_tensor(features)
+    if torch.is_complex(f) or f.dtype == torch.bool:
+        raise ValueError(f"{name}: features must hold real numbers (floating or integer dtype), got dtype {f.dtype}")
     if not torch.is_floating_point(f):
         f = f.double()
-    y = torch.as_tensor(labels).long()
+    y = arguments.class_labels(f"{name}: labels", labels)
     if f.dim() < 2 or f.shape[0] != y.shape[0] or y.dim() != 1:
         raise ValueError(f"{name}: features (B, ...) and labels (B,) disagree: {tuple(f.shape)} vs {tuple(y.shape)}")
     if not bool(torch.isfinite(f).all()):
@@ -217,13 +228,14 @@ def fit_head(
     Returns:
         :class:`HeadFit`.
     """
+    l2 = arguments.real("l2", l2, 0.0)
     X, y = _check_xy(features, labels, "fit_head")
     X = X.reshape(X.shape[0], -1)
     has_val = val_features is not None and val_labels is not None
     if has_val:
         Xv, yv = _check_xy(val_features, val_labels, "fit_head (validation)")
         Xv = Xv.reshape(Xv.shape[0], -1).to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[1])
     st = _Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None

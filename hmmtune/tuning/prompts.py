@@ -26,6 +26,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ..oracle import MaskMessages, OracleMLM
+from ..models import arguments
 from ._train import TrainLog, train
 from .heads import LinearHead, _num_classes, _Standardizer, accuracy
 
@@ -125,15 +126,16 @@ def fit_prompt(
     m = oracle.model.emission.shape[0]  # prompt rows: over states (HMM) or W's columns (memory)
     dtype = oracle.model.dtype
     msgs = oracle.encode(messages)
-    y = torch.as_tensor(labels).long()
+    l2 = arguments.real("l2", l2, 0.0)
+    y = arguments.class_labels("fit_prompt: labels", labels)
     if msgs.backward.shape[0] != y.shape[0]:
         raise ValueError(f"{msgs.backward.shape[0]} inputs but {y.shape[0]} labels")
     take = lambda ms, idx: type(ms)(*(f[idx] for f in ms))
     has_val = val_messages is not None and val_labels is not None
     if has_val:
         vmsgs = oracle.encode(val_messages)
-        yv = torch.as_tensor(val_labels).long()
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes)
+        yv = arguments.class_labels("fit_prompt: val_labels", val_labels)
+    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, m)
 
     if init_prompt is None:
         if num_prompt_tokens < 1:
