@@ -432,7 +432,7 @@ def _add_contract_options(parser, sub) -> None:
     """--debug everywhere; the limits (docs: errors) on every command."""
     parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     for p in sub.choices.values():
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an internal error")
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an internal error (default: off)")
         if p.get_default("func") is cmd_examples:
             continue
         p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
