@@ -10,11 +10,11 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .examples import example_path, list_examples
-from .models.io import ModelFileError, load_model
+
+# numpy, torch and the model loaders are imported inside the commands that use them:
+# 'hmmtune --help' and 'hmmtune examples' start without them (docs: benchmarks-check).
 
 
 class _CliError(Exception):
@@ -22,6 +22,8 @@ class _CliError(Exception):
 
 
 def _model_from_args(args):
+    from .models.io import load_model
+
     if getattr(args, "example", None) and getattr(args, "model", None):
         raise _CliError("give either a MODEL file or --example NAME, not both")
     if getattr(args, "example", None):
@@ -67,6 +69,8 @@ def cmd_examples(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    import numpy as np
+
     model = _model_from_args(args)
     result = model.sample(args.num_sequences, args.length, seed=args.seed)
     if hasattr(result, "_asdict"):
@@ -88,6 +92,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    import numpy as np
+
     from .oracle import OracleMLM
 
     model = _model_from_args(args)
@@ -313,7 +319,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader (head, less) closed the pipe: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (_CliError, ModelFileError, ValueError, OSError) as exc:
+    except (_CliError, ValueError, OSError) as exc:  # ValueError covers ModelFileError
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"hmmtune: error: {msg}", file=sys.stderr)
         return 2
