@@ -45,6 +45,13 @@ def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
         G.add_nodes_from(range(transition.shape[0]))
         G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(transition > thr))))
         return G
+    if hasattr(transition, "entries") and hasattr(transition, "nrows"):  # a FLINT matrix
+        m = transition.nrows()
+        # one vectorised comparison over the exact entries (object array): no Python loop
+        mask = (np.array(transition.entries(), dtype=object).reshape(m, transition.ncols()) > thr).astype(bool)
+        G.add_nodes_from(range(m))
+        G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(mask))))
+        return G
     rows = transition.tolist() if hasattr(transition, "tolist") else transition
     m = len(rows)
     G.add_nodes_from(range(m))
@@ -122,8 +129,15 @@ def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
     attracting = [i for i, c in enumerate(comps) if set(c) in attracting_sets]
     start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0)
     reach: set[int] = set(start)
-    for s in start:
-        reach |= nx.descendants(G, s)
+    frontier = list(start)  # one breadth-first search from every start state at once
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in G.successors(u):
+                if v not in reach:
+                    reach.add(v)
+                    nxt.append(v)
+        frontier = nxt
     m = G.number_of_nodes()
     irreducible = len(comps) == 1
     return ChainStructure(

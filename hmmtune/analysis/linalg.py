@@ -12,6 +12,7 @@ Rationals / Integers (or Python ints and :class:`fractions.Fraction`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -30,6 +31,7 @@ __all__ = [
     "exact_solve",
     "exact_nullspace",
     "exact_min_norm_preimage",
+    "exact_square_solve",
     "numerical_rank",
     "least_squares",
     "structural_rank",
@@ -58,6 +60,9 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     if isinstance(M, flint.fmpq_mat):
         return M
     if isinstance(M, sympy.MatrixBase):
+        fast = _rational_dm_to_fmpq(M)
+        if fast is not None:
+            return fast
         rows, cols = M.shape
         entries = [_to_fmpq(e) for row in M.tolist() for e in row]  # tolist: 2x faster than M[i, j]
         return flint.fmpq_mat(rows, cols, entries)
@@ -65,6 +70,21 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     rows = len(rows_list)
     cols = len(rows_list[0]) if rows else 0
     return flint.fmpq_mat(rows, cols, [_to_fmpq(e) for r in rows_list for e in r])
+
+
+def _rational_dm_to_fmpq(M: sympy.MatrixBase) -> flint.fmpq_mat | None:
+    """The FLINT matrix behind a sympy Matrix of rationals, without a sympy number per
+    entry: sympy keeps such a matrix as a DomainMatrix over ZZ or QQ, whose elements are
+    FLINT rationals when sympy runs on python-flint (its default when installed). None for
+    any other matrix (floats, symbols, other ground types): the caller converts entrywise."""
+    try:
+        dm = M.to_DM()
+        if dm.domain not in (sympy.ZZ, sympy.QQ):
+            return None
+        out = dm.convert_to(sympy.QQ).to_dfm().rep
+    except Exception:  # noqa: BLE001 - no FLINT-backed form: convert entry by entry
+        return None
+    return out if isinstance(out, flint.fmpq_mat) else None
 
 
 def _fmpq_to_sympy(q: flint.fmpq) -> sympy.Rational:
@@ -130,12 +150,19 @@ def exact_nullspace(M: Any) -> list[list[sympy.Rational]]:
 def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rational] | None:
     """The minimum-norm ``b`` with ``W^T b = target``, exactly, or None if none exists.
 
-    ``W`` is (n, k). We solve ``(W^T W) c = target`` (consistent exactly when ``target``
-    lies in the row space of W) and return ``b = W c``, which lies in the column space of
-    W and is therefore the minimum-norm solution (THEORY.md 4:
-    ``b = W (W^T W)^{-1} mu`` when W has full column rank).
+    Square ``W`` (n = k) that is nonsingular: the solution is unique, hence the minimum-norm
+    one, and comes from one integer solve (:func:`exact_square_solve`, Dixon's p-adic
+    lifting in FLINT) without forming ``W^T W``. Otherwise we solve ``(W^T W) c = target``
+    (consistent exactly when ``target`` lies in the row space of W) and return ``b = W c``,
+    which lies in the column space of W and is therefore the minimum-norm solution
+    (docs/theory.md, "Theorem H (head tuning)": ``b = W (W^T W)^{-1} mu`` when W has full
+    column rank).
     """
     Wf = to_fmpq_mat(W)
+    if Wf.nrows() == Wf.ncols() and Wf.nrows() > 0:
+        b = exact_square_solve(Wf.transpose(), target)
+        if b is not None:
+            return [_fmpq_to_sympy(v) for v in b]
     G = Wf.transpose() * Wf
     c = exact_solve(G, list(target))
     if c is None:
@@ -143,6 +170,55 @@ def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rationa
     cf = flint.fmpq_mat(len(c), 1, [_to_fmpq(v) for v in c])
     b = Wf * cf
     return [_fmpq_to_sympy(b[i, 0]) for i in range(b.nrows())]
+
+
+def _lcm_of_denominators(values) -> int:
+    return math.lcm(*(int(v.q) for v in values)) if values else 1
+
+
+def exact_square_solve(A: Any, y: Sequence[Any]) -> list[flint.fmpq] | None:
+    """The solution ``z`` of ``A z = y`` for a square nonsingular rational ``A``, or None
+    when ``A`` is singular.
+
+    The system is made integral by scaling either every row i of ``A`` (and ``y_i``) by the
+    lcm ``r_i`` of that row's denominators, or every column j by the lcm ``d_j`` of its
+    denominators (``z = D z'``), whichever gives the smaller integers (a model's rows share
+    their normalising sum: rows for ``emission``, columns for ``emission^T``), and then
+    ``y`` by the lcm ``L`` of its denominators: ``A_int z' = L y'``. FLINT solves that by
+    p-adic lifting (``fmpz_mat.solve``), seconds for n = 1000 where rational elimination
+    takes minutes. The solution is checked exactly by the integer product
+    ``A_int z' = L y'`` before it is returned.
+    """
+    Af = to_fmpq_mat(A)
+    n = Af.nrows()
+    if Af.ncols() != n:
+        raise ValueError(f"exact_square_solve needs a square matrix, got {n} x {Af.ncols()}")
+    if len(y) != n:
+        raise ValueError(f"right-hand side has {len(y)} entries, A has {n} rows")
+    entries = Af.entries()  # row-major
+    q = [int(e.q) for e in entries]
+    r = [math.lcm(*q[i * n : (i + 1) * n]) for i in range(n)]
+    d = [math.lcm(*q[j::n]) for j in range(n)]
+    by_rows = sum(v.bit_length() for v in r) <= sum(v.bit_length() for v in d)
+    yq = [_to_fmpq(v) for v in y]
+    if by_rows:
+        A_int = flint.fmpz_mat(n, n, [int(e.p) * (r[k // n] // q[k]) for k, e in enumerate(entries)])
+        yq = [v * r[i] for i, v in enumerate(yq)]
+    else:
+        A_int = flint.fmpz_mat(n, n, [int(e.p) * (d[k % n] // q[k]) for k, e in enumerate(entries)])
+    L = _lcm_of_denominators(yq)
+    rhs = flint.fmpz_mat(n, 1, [int(v.p) * (L // int(v.q)) for v in yq])
+    try:
+        zq = A_int.solve(rhs)  # fmpq_mat: z' = A_int^{-1} L y'
+    except ZeroDivisionError:  # singular
+        return None
+    den = _lcm_of_denominators([zq[i, 0] for i in range(n)])
+    zint = flint.fmpz_mat(n, 1, [int(zq[i, 0].p) * (den // int(zq[i, 0].q)) for i in range(n)])
+    if A_int * zint != rhs * den:
+        raise AssertionError("internal error: the integer solve failed its exact check")
+    if by_rows:
+        return [zq[i, 0] / L for i in range(n)]
+    return [zq[i, 0] * d[i] / L for i in range(n)]
 
 
 def least_squares(A: Any, y: Any) -> np.ndarray:
@@ -172,10 +248,19 @@ def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.nda
 
 def structural_rank(pattern: Any) -> int:
     """Generic rank of a sparsity pattern: a maximum bipartite matching between rows and
-    columns with a nonzero entry (networkx Hopcroft-Karp). No choice of values on the
-    pattern gives a larger rank."""
+    columns with a nonzero entry. No choice of values on the pattern gives a larger rank.
+
+    Small patterns use networkx's Hopcroft-Karp; from :data:`LARGE_PATTERN` entries on,
+    scipy's compiled ``maximum_bipartite_matching`` (networkx needs minutes and gigabytes
+    for a dense 2000 x 2000 pattern)."""
     P = np.asarray(pattern) != 0
     rows, cols = P.shape
+    if P.size >= LARGE_PATTERN:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+
+        match = maximum_bipartite_matching(csr_matrix(P), perm_type="column")
+        return int((match >= 0).sum())
     G = nx.Graph()
     left = [("r", i) for i in range(rows)]
     G.add_nodes_from(left, bipartite=0)
@@ -183,6 +268,17 @@ def structural_rank(pattern: Any) -> int:
     G.add_edges_from((("r", int(i)), ("c", int(j))) for i, j in zip(*np.nonzero(P)))
     matching = nx.bipartite.hopcroft_karp_matching(G, top_nodes=left)
     return len(matching) // 2
+
+
+#: patterns with at least this many entries get scipy's matching in :func:`structural_rank`
+LARGE_PATTERN = 40_000
+
+
+def _nonzero_pattern(exact: Any) -> np.ndarray:
+    """Boolean pattern of the nonzero entries of an exact matrix (FLINT or sympy)."""
+    F = to_fmpq_mat(exact)
+    r, c = F.nrows(), F.ncols()
+    return np.array([e != 0 for e in F.entries()], dtype=bool).reshape(r, c)
 
 
 @dataclass
@@ -225,13 +321,21 @@ def rank_facts(values: np.ndarray, exact: Any | None = None, tol: float | None =
     nrank, used_tol, s = numerical_rank(A, tol)
     smin = float(s[-1]) if s.size else 0.0
     smax = float(s[0]) if s.size else 0.0
+    erank = exact_rank(exact) if exact is not None else None
+    # rank <= structural rank <= min(shape): a full rank settles the matching. The numerical
+    # rank of A counts singular values above tol > 0, so it too is a lower bound of A's rank.
+    lower = erank if erank is not None else nrank
+    if lower == min(A.shape):
+        srank = lower
+    else:
+        srank = structural_rank(A if exact is None else _nonzero_pattern(exact))
     return RankFacts(
         shape=tuple(A.shape),
-        exact_rank=exact_rank(exact) if exact is not None else None,
+        exact_rank=erank,
         numerical_rank=nrank,
         tolerance=used_tol,
         sigma_min=smin,
         sigma_max=smax,
         condition_number=float(smax / smin) if smin > 0 else float("inf"),
-        structural_rank=structural_rank(A if exact is None else np.array([[e != 0 for e in row] for row in exact.tolist()])),
+        structural_rank=srank,
     )

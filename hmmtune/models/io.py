@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,74 @@ def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | 
     raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {type(value).__name__}")
 
 
+_PLAIN_RATIONAL = re.compile(r"\s*([+-]?[0-9]+)(?:/([0-9]+))?\s*", re.ASCII)
+
+
+def _fast_exact(value: Any, ndim: int):
+    """The common case of a large exact file in one pass: a vector or matrix whose entries
+    are all JSON integers or strings ``"p"`` / ``"p/q"`` (q > 0), none negative. Returns
+    ``(floats, sympy Matrix)``, the Matrix held as a rational DomainMatrix (FLINT rationals
+    when sympy runs on python-flint) so no per-entry sympy object is built; None when any
+    entry needs the general parser (symbols, decimals, floats, bad input: its messages).
+    The floats are ``p / q`` correctly rounded, as ``float(sympy.Rational(p, q))``."""
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+    from sympy.polys.matrices.sdm import SDM
+
+    if ndim == 1:
+        if not isinstance(value, list):
+            return None
+        rows = [value]
+    elif ndim == 2:
+        if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+            return None
+        rows = value
+        if len({len(r) for r in rows}) != 1:
+            return None
+    else:
+        return None
+    if not rows[0]:
+        return None
+    match = _PLAIN_RATIONAL.fullmatch
+    make = QQ.__call__
+    try:  # sympy on python-flint (its default when installed): QQ's elements are fmpq
+        import flint
+
+        if QQ.dtype is flint.fmpq:
+            make = flint.fmpq
+    except ImportError:  # pragma: no cover - python-flint is a dependency
+        pass
+    floats, sdm = [], {}
+    for i, row in enumerate(rows):
+        frow, qrow = [], {}
+        for j, v in enumerate(row):
+            if type(v) is int:
+                p, q = v, 1
+            elif type(v) is str:
+                mt = match(v)
+                if mt is None:
+                    return None
+                p, q = int(mt[1]), int(mt[2] or 1)
+                if q == 0:
+                    return None
+            else:
+                return None
+            if p < 0:
+                return None
+            frow.append(p / q)
+            if p:
+                qrow[j] = make(p, q)
+        floats.append(frow)
+        if qrow:
+            sdm[i] = qrow
+    if ndim == 1:
+        n = len(value)
+        col = {i: {0: sdm[0][i]} for i in sdm.get(0, {})}
+        return floats[0], DomainMatrix.from_rep(SDM(col, (n, 1), QQ)).to_Matrix()
+    shape = (len(rows), len(rows[0]))
+    return floats, DomainMatrix.from_rep(SDM(sdm, shape, QQ)).to_Matrix()
+
+
 def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict | None = None):
     """Parse a field of nested lists. Returns (nested floats or None, sympy Matrix or None).
 
@@ -118,6 +187,10 @@ def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict |
     if field not in data:
         raise ModelFileError(f"{label}: missing field {field!r}")
     value = data[field]
+    if not symbols:
+        fast = _fast_exact(value, ndim)
+        if fast is not None:
+            return fast
 
     def rows_of(v, depth, path):
         if depth == 0:
@@ -163,6 +236,8 @@ def check_exact_rows(label: str, field: str, mat, ndim: int | None = None) -> No
     """
     if ndim is None:
         ndim = 2 if mat.cols > 1 and mat.rows > 1 else 1
+    if _rows_sum_to_one_fast(mat, ndim):
+        return
     rows = [mat.row(i) for i in range(mat.rows)] if ndim == 2 else [mat.reshape(1, len(mat))]
     for i, row in enumerate(rows):
         if any(e.free_symbols for e in row):
@@ -174,6 +249,38 @@ def check_exact_rows(label: str, field: str, mat, ndim: int | None = None) -> No
         if s != 1:
             where = f" row {i}" if len(rows) > 1 else ""
             raise ModelFileError(f"{label}: field {field!r}{where} sums to {s} exactly, not 1")
+
+
+def _rows_sum_to_one_fast(mat, ndim: int) -> bool:
+    """True when ``mat`` is a rational matrix whose rows (one row for ``ndim`` 1) are
+    nonnegative and sum to exactly 1, decided on its rational DomainMatrix without building
+    sympy numbers; False when that cannot be shown here (the caller's loop then finds the
+    entry to name)."""
+    from sympy import QQ, ZZ
+
+    try:
+        dm = mat.to_DM()
+    except Exception:  # noqa: BLE001 - any trouble: the general loop decides
+        return False
+    if dm.domain not in (QQ, ZZ):
+        return False
+    sdm = dm.convert_to(QQ).to_sdm()
+    zero, one = QQ.zero, QQ.one
+    if ndim == 1:  # one row: every entry
+        rows = [[v for row in sdm.values() for v in row.values()]]
+    else:
+        if len(sdm) != dm.shape[0]:
+            return False  # an all-zero row
+        rows = [list(row.values()) for row in sdm.values()]
+    for row in rows:
+        total = zero
+        for v in row:
+            if v < zero:
+                return False
+            total += v
+        if total != one:
+            return False
+    return True
 
 
 def format_entry(x: Any) -> Any:
@@ -269,7 +376,7 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
             # numbers written from float32: validate them at float32 resolution
             floats = {k: np.asarray(f, dtype=np.float32) for k, f in floats.items()}
             dtype = torch.float32 if dtype is None else dtype
-    if exact is not None:
+    if exact is not None and params:  # symbolic entries: their floats are taken at the parameter values
         floats = {k: ([float(v) for v in exact[k]] if k == "initial" else [[float(v) for v in row] for row in exact[k].tolist()]) for k in exact}
     model = _wrap_value_error(
         label,
