@@ -30,9 +30,19 @@ loaded model, so no cached FLINT matrices carry over):
   enumerates subsets of up to 16 candidate states. "search only" is the same call with 10
   inputs of length 1 (the verification then costs nothing).
 
+* ``large`` (issue 11, item 5): the same random model family (5 successors per state, dense
+  emission, binary task with 6 nonzero weights) at m = n = 500, 1000, 2000 with exact
+  rationals and at m = n = 500 .. 4000 in float64, ``check(model, task)`` with the default
+  settings. Each size runs in a fresh process (so its peak resident memory is its own) and
+  once (``--large-repeats``): the model file is written to a temporary folder, loading it
+  (JSON decode + parse + exact row checks) is timed on its own, then ``check``; the peak RSS
+  of the process (``ru_maxrss``) is reported beside. Targets: exact 1000 under 20 s, float
+  2000 under 5 s.
+
 Usage::
 
-    python bench/bench_check.py                  # all scenarios, 2 threads
+    python bench/bench_check.py                  # the issue-4 scenarios, 2 threads
+    python bench/bench_check.py --only large --exact-sizes 500 1000 2000 --float-sizes 500 1000 2000 4000 --json docs/figures/check-large.json
     python bench/bench_check.py --profile        # + cProfile top entries of each scenario
     python bench/bench_check.py --only prompt --repeats 5
 """
@@ -56,7 +66,7 @@ from hmmtune import HMM, paper_hmm
 from hmmtune.analysis import check, prompt_condition
 from hmmtune.models.io import hmm_from_json
 
-TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0}
+TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0, "exact 1000": 20.0, "float 2000": 5.0}
 SHORT = {
     "head: rank W = m": "rank",
     "head: task in row space of W": "row space",
@@ -139,15 +149,80 @@ def profile(fn, top: int) -> str:
     return "\n".join(lines[start : start + top + 1])
 
 
+def large_child(kind: str, m: int, threads: int, repeats: int) -> dict:
+    """One large scenario in this (fresh) process: write the file, time load and check."""
+    import os
+    import resource
+    import tempfile
+
+    torch.set_num_threads(threads)
+    d = exact_model_dict(m, m, 5, seed=0)
+    task = {"mu": int_task(m, 6, seed=1)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.json")
+        if kind == "float":
+            ex = hmm_from_json(d)
+            d = {"kind": "hmm", "initial": ex.initial.tolist(), "transition": ex.transition.tolist(), "emission": ex.emission.tolist()}
+            task = {"mu": [float(v) for v in task["mu"]]}
+        with open(path, "w") as f:
+            json.dump(d, f)
+        size_mb = os.path.getsize(path) / 1e6
+        del d
+        loads, checks, verdict = [], [], ""
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model = hmm_from_json(path)
+            loads.append(time.perf_counter() - t0)
+            assert (model.exact is not None) == (kind == "exact")
+            t0 = time.perf_counter()
+            rep = check(model, task)
+            checks.append(time.perf_counter() - t0)
+            verdict = verdicts(rep)
+            del model, rep
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB (Linux)
+    return {"kind": kind, "m": m, "n": m, "file_mb": size_mb, "load_s": statistics.median(loads), "check_s": statistics.median(checks),
+            "loads_s": loads, "checks_s": checks, "peak_rss_gb": peak, "verdicts": verdict, "threads": threads}
+
+
+def run_large(args) -> list[dict]:
+    import os
+    import subprocess
+    import sys
+
+    out = []
+    for kind, sizes in (("exact", args.exact_sizes), ("float", args.float_sizes)):
+        for m in sizes:
+            cmd = [sys.executable, __file__, "--large-child", kind, str(m), "--threads", str(args.threads), "--large-repeats", str(args.large_repeats)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{kind} {m} failed: {proc.stderr[-2000:]}")
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            row["loadavg"] = os.getloadavg()
+            target = TARGETS.get(f"{kind} {m}")
+            ok = "" if target is None else f"  target < {target:g} s: {'met' if row['check_s'] < target else 'MISSED'}"
+            print(f"{kind} m = n = {m}: file {row['file_mb']:.0f} MB, load {row['load_s']:.2f} s, check {row['check_s']:.2f} s, "
+                  f"peak RSS {row['peak_rss_gb']:.2f} GB{ok}  ({row['verdicts']})", flush=True)
+            row["target_s"] = target
+            out.append(row)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exact-sizes", type=int, nargs="*", default=[500, 1000, 2000], help="large: exact m = n")
+    p.add_argument("--float-sizes", type=int, nargs="*", default=[500, 1000, 2000, 4000], help="large: float64 m = n")
+    p.add_argument("--large-repeats", type=int, default=1, help="large: runs per size (median)")
+    p.add_argument("--large-child", nargs=2, metavar=("KIND", "M"), help=argparse.SUPPRESS)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
-    p.add_argument("--only", choices=["exact", "numeric", "prompt"], action="append", help="run only these scenarios")
+    p.add_argument("--only", choices=["exact", "numeric", "prompt", "large"], action="append", help="run only these scenarios (default: all but large)")
     p.add_argument("--profile", action="store_true", help="print cProfile top entries of each scenario")
     p.add_argument("--top", type=int, default=18, help="profile entries shown")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
+    if args.large_child:
+        print(json.dumps(large_child(args.large_child[0], int(args.large_child[1]), args.threads, args.large_repeats)))
+        return
     torch.set_num_threads(args.threads)
     only = set(args.only or ["exact", "numeric", "prompt"])
     print(f"hmmtune check benchmark: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
@@ -217,12 +292,16 @@ def main(argv=None):
             model, task = paper_hmm(30, 10, seed=0), paper_task(30, 0)
             profiles["prompt 30 (paper, tau=0.01)"] = profile(lambda: prompt_condition(model, task, tau=0.01), args.top)
 
+    large = run_large(args) if "large" in only else []
+
     if args.profile:
         for name, text in profiles.items():
             print(f"\n--- cProfile, {name} (cumulative) ---\n{text}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows}, f, indent=1)
+            import os
+
+            json.dump({"threads": torch.get_num_threads(), "repeats": args.repeats, "loadavg": os.getloadavg(), "rows": rows, "large": large}, f, indent=1)
 
 
 if __name__ == "__main__":

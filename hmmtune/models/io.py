@@ -96,7 +96,7 @@ def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | 
                 expr = sympy.sympify(s, locals=symbols, rational=True)
             else:
                 expr = sympy.Rational(s)
-        except (TypeError, ValueError, sympy.SympifyError, SyntaxError):
+        except (TypeError, ValueError, ZeroDivisionError, sympy.SympifyError, SyntaxError):
             hint = " (declare symbols under \"parameters\")" if not symbols else ""
             raise ModelFileError(f"{where}: cannot read {value!r} as an exact number{hint}") from None
         if symbols and expr.free_symbols - set(symbols.values()):
@@ -140,11 +140,12 @@ def _fast_exact(value: Any, ndim: int):
         return None
     match = _PLAIN_RATIONAL.fullmatch
     make = QQ.__call__
+    fmpq = None
     try:  # sympy on python-flint (its default when installed): QQ's elements are fmpq
         import flint
 
         if QQ.dtype is flint.fmpq:
-            make = flint.fmpq
+            make = fmpq = flint.fmpq
     except ImportError:  # pragma: no cover - python-flint is a dependency
         pass
     floats, sdm = [], {}
@@ -154,12 +155,19 @@ def _fast_exact(value: Any, ndim: int):
             if type(v) is int:
                 p, q = v, 1
             elif type(v) is str:
-                mt = match(v)
-                if mt is None:
-                    return None
-                p, q = int(mt[1]), int(mt[2] or 1)
-                if q == 0:
-                    return None
+                if fmpq is not None and v.isascii() and "+" not in v:
+                    try:  # FLINT's parser: "p" or "p/q", surrounding spaces allowed
+                        x = fmpq(v)
+                    except (ValueError, ZeroDivisionError):
+                        return None
+                    p, q = int(x.p), int(x.q)
+                else:
+                    mt = match(v)
+                    if mt is None:
+                        return None
+                    p, q = int(mt[1]), int(mt[2] or 1)
+                    if q == 0:
+                        return None
             else:
                 return None
             if p < 0:
@@ -176,6 +184,38 @@ def _fast_exact(value: Any, ndim: int):
         return floats[0], DomainMatrix.from_rep(SDM(col, (n, 1), QQ)).to_Matrix()
     shape = (len(rows), len(rows[0]))
     return floats, DomainMatrix.from_rep(SDM(sdm, shape, QQ)).to_Matrix()
+
+
+def _fast_floats(value: Any, ndim: int):
+    """``(float64 array, None)`` when ``value`` is a vector / rectangular matrix of JSON
+    numbers with at least one binary float (so the field is numerical, as the general
+    parser would decide), in one numpy conversion; None otherwise (strings, booleans,
+    ragged rows, only integers: the general parser or :func:`_fast_exact` decide)."""
+    if not isinstance(value, list) or not value:
+        return None
+    flat = value if ndim == 1 else (value[0] if isinstance(value[0], list) else None)
+    if flat is None or ndim not in (1, 2):
+        return None
+    rows = [value] if ndim == 1 else value
+    seen_float = False
+    for row in rows:
+        if not isinstance(row, list):
+            return None
+        for v in row:
+            t = type(v)
+            if t is float:
+                seen_float = True
+            elif t is not int:
+                return None
+    if not seen_float:
+        return None
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (ValueError, OverflowError):  # ragged rows, an integer too large for a float
+        return None
+    if arr.ndim != ndim:
+        return None
+    return arr, None
 
 
 def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict | None = None):
@@ -350,7 +390,8 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
     symbols = {name: p["symbol"] for name, p in params.items()} or None
     parsed = {}
     for field, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
-        parsed[field] = parse_entries(data, field, ndim, label, symbols)
+        fast = None if symbols else _fast_floats(data.get(field), ndim)
+        parsed[field] = fast if fast is not None else parse_entries(data, field, ndim, label, symbols)
     exact = None
     symbolic = None
     if all(ex is not None for _, ex in parsed.values()):
