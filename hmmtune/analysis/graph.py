@@ -47,8 +47,16 @@ def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
         return G
     if hasattr(transition, "entries") and hasattr(transition, "nrows"):  # a FLINT matrix
         m = transition.nrows()
-        # one vectorised comparison over the exact entries (object array): no Python loop
-        mask = (np.array(transition.entries(), dtype=object).reshape(m, transition.ncols()) > thr).astype(bool)
+        entries = transition.entries()
+        zero = type(entries[0])(0) if entries else 0  # compare FLINT with FLINT: no conversion
+        if thr == 0:
+            # bool() of a FLINT rational is a C test, 10x faster than a comparison: test the
+            # sign only of the nonzero entries (a model's transition is mostly zeros)
+            flags = [bool(e) and e > zero for e in entries]
+        else:  # tau as the exact rational of its float value
+            thr_q = type(zero)(*float(thr).as_integer_ratio()) if entries else thr
+            flags = [e > thr_q for e in entries]
+        mask = np.array(flags, dtype=bool).reshape(m, transition.ncols())
         G.add_nodes_from(range(m))
         G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(mask))))
         return G

@@ -65,7 +65,7 @@ def test_min_norm_preimage_square_path_equals_pseudo_inverse(seed):
         assert b is None
 
 
-def test_exact_rank_modular_certificate_agrees_with_flint():
+def test_exact_rank_of_scaled_low_rank_products():
     rng = np.random.default_rng(0)
     for m, rank in [(70, 70), (80, 60), (64, 64), (90, 89)]:
         left = rng.integers(-3, 4, size=(m, rank))
