@@ -232,6 +232,34 @@ def least_squares(A: Any, y: Any) -> np.ndarray:
     return torch.linalg.lstsq(At, yt, driver="gelsd").solution.reshape(-1).numpy()
 
 
+#: large matrices whose singular values are kept (by content) for the next call
+_SVD_CACHE: dict[tuple, np.ndarray] = {}
+_SVD_CACHE_MIN_SIZE = 250_000
+_SVD_CACHE_ENTRIES = 4
+
+
+def _singular_values(A: np.ndarray) -> np.ndarray:
+    """Singular values by torch's SVD (numpy's OpenBLAS on 2 threads beside torch stalls for
+    ~0.3 s per call). A check asks for the same large W up to three times (rank facts, the
+    head witness's tolerance, the prompt search): from ``_SVD_CACHE_MIN_SIZE`` entries on
+    the values are kept under a digest of the matrix's bytes (50 ms to hash 2000 x 2000
+    against seconds for its SVD), so a repeat costs the hash only."""
+    key = None
+    if A.size >= _SVD_CACHE_MIN_SIZE:
+        import hashlib
+
+        B = np.ascontiguousarray(A)
+        key = (B.shape, hashlib.blake2b(B.tobytes(), digest_size=16).digest())
+        if key in _SVD_CACHE:
+            return _SVD_CACHE[key].copy()
+    s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    if key is not None:
+        while len(_SVD_CACHE) >= _SVD_CACHE_ENTRIES:
+            _SVD_CACHE.pop(next(iter(_SVD_CACHE)))
+        _SVD_CACHE[key] = s.copy()
+    return s
+
+
 def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.ndarray]:
     """Numerical rank by SVD: the number of singular values above ``tol``.
 
@@ -243,8 +271,7 @@ def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.nda
     A = np.asarray(M, dtype=np.float64)
     if A.size == 0:
         return 0, 0.0 if tol is None else tol, np.zeros(0)
-    # torch's SVD: numpy's OpenBLAS on 2 threads beside torch stalls for ~0.3 s per call.
-    s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    s = _singular_values(A)
     if tol is None:
         tol = float(max(A.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0))
     return int((s > tol).sum()), float(tol), s

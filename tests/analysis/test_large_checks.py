@@ -164,3 +164,18 @@ def test_float_file_fast_path_equals_general_parse(monkeypatch):
     for bad, pattern in (({"initial": [0.5, True]}, "initial"), ({"initial": [0.5, "0.5x"]}, "initial")):
         with pytest.raises(ModelFileError, match=pattern):
             hmm_from_json(json.dumps({**data, **bad}))
+
+
+def test_singular_values_cache_is_keyed_by_content(monkeypatch):
+    monkeypatch.setattr(linalg, "_SVD_CACHE_MIN_SIZE", 4)
+    monkeypatch.setattr(linalg, "_SVD_CACHE", {})
+    rng = np.random.default_rng(3)
+    A = rng.random((5, 4))
+    r1, _, s1 = linalg.numerical_rank(A)
+    s1[0] = -1.0  # callers may scribble on the result: the cache keeps its own copy
+    r2, _, s2 = linalg.numerical_rank(A.copy())
+    assert r1 == r2 == 4 and len(linalg._SVD_CACHE) == 1
+    np.testing.assert_allclose(s2, np.linalg.svd(A, compute_uv=False), rtol=1e-12)
+    B = A.copy()
+    B[:, 3] = B[:, 0]  # other content: a fresh SVD, rank 3
+    assert linalg.numerical_rank(B)[0] == 3 and len(linalg._SVD_CACHE) == 2
