@@ -13,6 +13,13 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # static view for type checkers and the API docs; at run time see __getattr__
+    from .examples import example_path, list_examples, load_example
+    from .models import HMM, MemoryHMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
+    from .models import paper_memory_hmm, paper_vanilla_control
+    from .oracle import MaskMessages, OracleMLM
 
 try:
     __version__ = _version("hmmtune")
