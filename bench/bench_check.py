@@ -189,10 +189,32 @@ def write_large_model(kind: str, m: int, path: str) -> tuple[dict, float]:
     return task, os.path.getsize(path) / 1e6
 
 
-def large_child(kind: str, path: str, task: dict, threads: int, repeats: int) -> dict:
+def large_profile(model, task, top: int) -> list[dict]:
+    """cProfile of one ``check``: the ``top`` hmmtune functions by cumulative time, as
+    shares of the profiled total."""
+    from hmmtune.analysis.linalg import clear_svd_cache
+
+    clear_svd_cache()  # a cold check, as the timed one
+    pr = cProfile.Profile()
+    pr.enable()
+    check(model, task)
+    pr.disable()
+    st = pstats.Stats(pr)
+    total = max(v[3] for v in st.stats.values())
+    rows = [
+        {"function": f"{fn[0].split('hmmtune/')[-1]}:{fn[2]}", "cumulative_s": v[3], "share": v[3] / total}
+        for fn, v in st.stats.items()
+        if "/hmmtune/" in fn[0]
+    ]
+    return sorted(rows, key=lambda r: -r["cumulative_s"])[:top]
+
+
+def large_child(kind: str, path: str, task: dict, threads: int, repeats: int, top: int = 0) -> dict:
     """One large scenario in this fresh process (so ``ru_maxrss`` is its own): time loading
     the file and ``check``, wall and process CPU."""
     import resource
+
+    from hmmtune.analysis.linalg import clear_svd_cache
 
     torch.set_num_threads(threads)
     loads, checks, load_cpu, check_cpu, verdict = [], [], [], [], ""
@@ -202,6 +224,7 @@ def large_child(kind: str, path: str, task: dict, threads: int, repeats: int) ->
         loads.append(time.perf_counter() - t0)
         load_cpu.append(time.process_time() - c0)
         assert (model.exact is not None) == (kind == "exact")
+        clear_svd_cache()  # every repeat starts cold
         c0, t0 = time.process_time(), time.perf_counter()
         rep = check(model, task)
         checks.append(time.perf_counter() - t0)
@@ -209,7 +232,8 @@ def large_child(kind: str, path: str, task: dict, threads: int, repeats: int) ->
         verdict = verdicts(rep)
         del model, rep
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB (Linux)
-    return {"load_s": statistics.median(loads), "check_s": statistics.median(checks),
+    prof = large_profile(hmm_from_json(path), task, top) if top else None
+    return {"profile": prof, "load_s": statistics.median(loads), "check_s": statistics.median(checks),
             "load_cpu_s": statistics.median(load_cpu), "check_cpu_s": statistics.median(check_cpu),
             "loads_s": loads, "checks_s": checks, "peak_rss_gb": peak, "verdicts": verdict, "threads": threads}
 
@@ -229,6 +253,8 @@ def run_large(args) -> list[dict]:
                 with open(os.path.join(tmp, "task.json"), "w") as f:
                     json.dump(task, f)
                 cmd = [sys.executable, __file__, "--large-child", kind, path, "--threads", str(args.threads), "--large-repeats", str(args.large_repeats)]
+                if args.profile:
+                    cmd += ["--profile", "--top", str(args.top)]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{kind} {m} failed: {proc.stderr[-2000:]}")
@@ -240,6 +266,8 @@ def run_large(args) -> list[dict]:
                   f"check {row['check_s']:.2f} s (cpu {row['check_cpu_s']:.2f}), "
                   f"peak RSS {row['peak_rss_gb']:.2f} GB{ok}  ({row['verdicts']})", flush=True)
             row["target_s"] = target
+            for pr in row.get("profile") or []:
+                print(f"    {100 * pr['share']:5.1f}%  {pr['cumulative_s']:7.2f} s  {pr['function']}")
             out.append(row)
     return out
 
@@ -263,7 +291,7 @@ def main(argv=None):
         kind, path = args.large_child
         with open(os.path.join(os.path.dirname(path), "task.json")) as f:
             task = json.load(f)
-        print(json.dumps(large_child(kind, path, task, args.threads, args.large_repeats)))
+        print(json.dumps(large_child(kind, path, task, args.threads, args.large_repeats, args.top if args.profile else 0)))
         return
     torch.set_num_threads(args.threads)
     only = set(args.only or ["exact", "numeric", "prompt"])
