@@ -30,9 +30,20 @@ loaded model, so no cached FLINT matrices carry over):
   enumerates subsets of up to 16 candidate states. "search only" is the same call with 10
   inputs of length 1 (the verification then costs nothing).
 
+* ``large`` (issue 11, item 5): the same random model family (5 successors per state, dense
+  emission, binary task with 6 nonzero weights) at m = n = 500, 1000, 2000 with exact
+  rationals and at m = n = 500 .. 4000 in float64 (drawn in numpy, ``float_model_dict``), ``check(model, task)`` with the default
+  settings. The model file is written to a temporary folder first; then a fresh process
+  (so its peak resident memory is its own, without the file's generation) loads it (JSON
+  decode + parse + exact row checks), timed on its own, and runs ``check``, once by default
+  (``--large-repeats``). Wall and process CPU time are reported (CPU: the steadier figure on
+  a shared machine), with the peak RSS of the process (``ru_maxrss``). Targets: exact 1000
+  under 20 s, float 2000 under 5 s.
+
 Usage::
 
-    python bench/bench_check.py                  # all scenarios, 2 threads
+    python bench/bench_check.py                  # the issue-4 scenarios, 2 threads
+    python bench/bench_check.py --only large --exact-sizes 500 1000 2000 --float-sizes 500 1000 2000 4000 --json docs/figures/check-large.json
     python bench/bench_check.py --profile        # + cProfile top entries of each scenario
     python bench/bench_check.py --only prompt --repeats 5
 """
@@ -56,7 +67,7 @@ from hmmtune import HMM, paper_hmm
 from hmmtune.analysis import check, prompt_condition
 from hmmtune.models.io import hmm_from_json
 
-TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0}
+TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0, "exact 1000": 20.0, "float 2000": 5.0}
 SHORT = {
     "head: rank W = m": "rank",
     "head: task in row space of W": "row space",
@@ -93,6 +104,29 @@ def exact_model_dict(m: int, n: int, successors: int, seed: int, rank: int | Non
         "initial": row(m),
         "transition": [row(m, successors) for _ in range(m)],
         "emission": emission,
+    }
+
+
+def float_model_dict(m: int, n: int, successors: int, seed: int) -> dict:
+    """The family of :func:`exact_model_dict` (integer weights 1..9 normalised, ``successors``
+    per state, dense emission) in float64, drawn with numpy (vectorised: no per-entry
+    rationals, so m = 4000 is cheap to write)."""
+    rng = np.random.default_rng(seed)
+
+    def norm(w):
+        return w / w.sum(axis=-1, keepdims=True)
+
+    trans = rng.integers(1, 10, size=(m, m)).astype(float)
+    keep = np.argsort(rng.random((m, m)), axis=1)[:, :successors]
+    mask = np.zeros((m, m), bool)
+    np.put_along_axis(mask, keep, True, axis=1)
+    return {
+        "kind": "hmm",
+        "format_version": 1,
+        "name": f"random float m={m} n={n}",
+        "initial": norm(rng.integers(1, 10, size=m).astype(float)).tolist(),
+        "transition": norm(trans * mask).tolist(),
+        "emission": norm(rng.integers(1, 10, size=(m, n)).astype(float)).tolist(),
     }
 
 
@@ -139,15 +173,126 @@ def profile(fn, top: int) -> str:
     return "\n".join(lines[start : start + top + 1])
 
 
+def write_large_model(kind: str, m: int, path: str) -> tuple[dict, float]:
+    """Write the size-m model file of ``kind`` ("exact" or "float") to ``path``; returns the
+    task and the file size in MB."""
+    import os
+
+    task = {"mu": int_task(m, 6, seed=1)}
+    if kind == "exact":
+        d = exact_model_dict(m, m, 5, seed=0)
+    else:  # the same family drawn in float64 directly (no exact intermediate at m = 4000)
+        d = float_model_dict(m, m, 5, seed=0)
+        task = {"mu": [float(v) for v in task["mu"]]}
+    with open(path, "w") as f:
+        json.dump(d, f)
+    return task, os.path.getsize(path) / 1e6
+
+
+def large_profile(model, task, top: int) -> list[dict]:
+    """cProfile of one ``check``: the ``top`` hmmtune functions by cumulative time, as
+    shares of the profiled total."""
+    from hmmtune.analysis.linalg import clear_svd_cache
+
+    clear_svd_cache()  # a cold check, as the timed one
+    pr = cProfile.Profile()
+    pr.enable()
+    check(model, task)
+    pr.disable()
+    st = pstats.Stats(pr)
+    total = max(v[3] for v in st.stats.values())
+    rows = [
+        {"function": f"{fn[0].split('hmmtune/')[-1]}:{fn[2]}", "cumulative_s": v[3], "share": v[3] / total}
+        for fn, v in st.stats.items()
+        if "/hmmtune/" in fn[0]
+    ]
+    return sorted(rows, key=lambda r: -r["cumulative_s"])[:top]
+
+
+def large_child(kind: str, path: str, task: dict, threads: int, repeats: int, top: int = 0) -> dict:
+    """One large scenario in this fresh process (so ``ru_maxrss`` is its own): time loading
+    the file and ``check``, wall and process CPU."""
+    import resource
+
+    from hmmtune.analysis.linalg import clear_svd_cache
+
+    torch.set_num_threads(threads)
+    loads, checks, load_cpu, check_cpu, verdict = [], [], [], [], ""
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        model = hmm_from_json(path)
+        loads.append(time.perf_counter() - t0)
+        load_cpu.append(time.process_time() - c0)
+        assert (model.exact is not None) == (kind == "exact")
+        clear_svd_cache()  # every repeat starts cold
+        c0, t0 = time.process_time(), time.perf_counter()
+        rep = check(model, task)
+        checks.append(time.perf_counter() - t0)
+        check_cpu.append(time.process_time() - c0)
+        verdict = verdicts(rep)
+        del model, rep
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB (Linux)
+    prof = large_profile(hmm_from_json(path), task, top) if top else None
+    return {"profile": prof, "load_s": statistics.median(loads), "check_s": statistics.median(checks),
+            "load_cpu_s": statistics.median(load_cpu), "check_cpu_s": statistics.median(check_cpu),
+            "loads_s": loads, "checks_s": checks, "peak_rss_gb": peak, "verdicts": verdict, "threads": threads}
+
+
+def run_large(args) -> list[dict]:
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    out = []
+    for kind, sizes in (("exact", args.exact_sizes), ("float", args.float_sizes)):
+        for m in sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.json")
+                task, size_mb = write_large_model(kind, m, path)
+                with open(os.path.join(tmp, "task.json"), "w") as f:
+                    json.dump(task, f)
+                cmd = [sys.executable, __file__, "--large-child", kind, path, "--threads", str(args.threads), "--large-repeats", str(args.large_repeats)]
+                if args.profile:
+                    cmd += ["--profile", "--top", str(args.top)]
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"{kind} {m} failed: {proc.stderr[-2000:]}")
+            row = {"kind": kind, "m": m, "n": m, "file_mb": size_mb, **json.loads(proc.stdout.strip().splitlines()[-1])}
+            row["loadavg"] = os.getloadavg()
+            target = TARGETS.get(f"{kind} {m}")
+            ok = "" if target is None else f"  target < {target:g} s: {'met' if row['check_s'] < target else 'MISSED'} (wall)"
+            print(f"{kind} m = n = {m}: file {row['file_mb']:.0f} MB, load {row['load_s']:.2f} s (cpu {row['load_cpu_s']:.2f}), "
+                  f"check {row['check_s']:.2f} s (cpu {row['check_cpu_s']:.2f}), "
+                  f"peak RSS {row['peak_rss_gb']:.2f} GB{ok}  ({row['verdicts']})", flush=True)
+            row["target_s"] = target
+            for pr in row.get("profile") or []:
+                print(f"    {100 * pr['share']:5.1f}%  {pr['cumulative_s']:7.2f} s  {pr['function']}")
+            out.append(row)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--exact-sizes", type=int, nargs="*", default=[500, 1000, 2000], help="large: exact m = n")
+    p.add_argument("--float-sizes", type=int, nargs="*", default=[500, 1000, 2000, 4000], help="large: float64 m = n")
+    p.add_argument("--large-repeats", type=int, default=1, help="large: runs per size (median)")
+    p.add_argument("--large-child", nargs=2, metavar=("KIND", "PATH"), help=argparse.SUPPRESS)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2, help="torch threads (the targets are for 2 cores)")
-    p.add_argument("--only", choices=["exact", "numeric", "prompt"], action="append", help="run only these scenarios")
+    p.add_argument("--only", choices=["exact", "numeric", "prompt", "large"], action="append", help="run only these scenarios (default: all but large)")
     p.add_argument("--profile", action="store_true", help="print cProfile top entries of each scenario")
     p.add_argument("--top", type=int, default=18, help="profile entries shown")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
+    if args.large_child:
+        import os
+
+        kind, path = args.large_child
+        with open(os.path.join(os.path.dirname(path), "task.json")) as f:
+            task = json.load(f)
+        print(json.dumps(large_child(kind, path, task, args.threads, args.large_repeats, args.top if args.profile else 0)))
+        return
     torch.set_num_threads(args.threads)
     only = set(args.only or ["exact", "numeric", "prompt"])
     print(f"hmmtune check benchmark: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
@@ -217,12 +362,16 @@ def main(argv=None):
             model, task = paper_hmm(30, 10, seed=0), paper_task(30, 0)
             profiles["prompt 30 (paper, tau=0.01)"] = profile(lambda: prompt_condition(model, task, tau=0.01), args.top)
 
+    large = run_large(args) if "large" in only else []
+
     if args.profile:
         for name, text in profiles.items():
             print(f"\n--- cProfile, {name} (cumulative) ---\n{text}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": torch.get_num_threads(), "repeats": args.repeats, "rows": rows}, f, indent=1)
+            import os
+
+            json.dump({"threads": torch.get_num_threads(), "repeats": args.repeats, "loadavg": os.getloadavg(), "rows": rows, "large": large}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -3,34 +3,62 @@
 Implements the framework of Wei, Xie & Ma (NeurIPS 2021): exact inference for HMMs,
 the perfect pretrained masked LM, and (in :mod:`hmmtune.analysis`) the conditions under
 which head and prompt tuning provably work.
+
+The public names below are loaded on first use (module ``__getattr__``, PEP 562), so
+``import hmmtune`` and ``hmmtune --help`` do not pay for torch, sympy, scipy, pyro or
+matplotlib; ``from hmmtune import HMM`` imports what ``HMM`` needs at that moment.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from __future__ import annotations
 
-from .examples import example_path, list_examples, load_example
-from .models import HMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
-from .models import MemoryHMM, paper_memory_hmm, paper_vanilla_control
-from .oracle import MaskMessages, OracleMLM
+import importlib
+from importlib.metadata import PackageNotFoundError, version as _version
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # static view for type checkers and the API docs; at run time see __getattr__
+    from .examples import example_path, list_examples, load_example
+    from .models import HMM, MemoryHMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
+    from .models import paper_memory_hmm, paper_vanilla_control
+    from .oracle import MaskMessages, OracleMLM
 
 try:
     __version__ = _version("hmmtune")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "HMM",
-    "MaskMessages",
-    "MemoryHMM",
-    "ModelFileError",
-    "OracleMLM",
-    "ZeroProbabilityError",
-    "dirichlet_hmm",
-    "example_path",
-    "list_examples",
-    "load_example",
-    "load_model",
-    "paper_hmm",
-    "paper_memory_hmm",
-    "paper_vanilla_control",
-    "__version__",
-]
+#: public name -> the submodule that defines it (imported on first access)
+_EXPORTS = {
+    "HMM": ".models",
+    "MaskMessages": ".oracle",
+    "MemoryHMM": ".models",
+    "ModelFileError": ".models",
+    "OracleMLM": ".oracle",
+    "ZeroProbabilityError": ".models",
+    "dirichlet_hmm": ".models",
+    "example_path": ".examples",
+    "list_examples": ".examples",
+    "load_example": ".examples",
+    "load_model": ".models",
+    "paper_hmm": ".models",
+    "paper_memory_hmm": ".models",
+    "paper_vanilla_control": ".models",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+#: subpackages reachable as attributes (``hmmtune.models``) after a bare ``import hmmtune``
+_SUBMODULES = {"analysis", "cli", "examples", "experiments", "learned", "models", "oracle", "tuning"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module("." + name, __name__)
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value  # later accesses skip this hook
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

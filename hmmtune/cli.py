@@ -13,12 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .examples import example_path, list_examples
-from .models import arguments, limits
-from .models.io import ModelFileError, load_model
+
+# numpy, torch and the model loaders are imported inside the commands that use them:
+# 'hmmtune --help' and 'hmmtune examples' start without them (docs: benchmarks-check).
+from .models import limits  # standard library only; hmmtune.models loads its parts lazily
 
 EXIT_OK, EXIT_FAIL, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -33,6 +33,8 @@ class _CliError(Exception):
 
 
 def _model_from_args(args):
+    from .models.io import load_model
+
     if getattr(args, "example", None) and getattr(args, "model", None):
         raise _CliError("give either a MODEL file or --example NAME, not both")
     if getattr(args, "example", None):
@@ -46,12 +48,18 @@ def _option(label, check, convert):
     """An argparse type: ``convert`` the text, then the library's own ``check`` (same wording)."""
 
     def parse(text):
+        if isinstance(check, str):  # a function of hmmtune.models.arguments, imported when used
+            from .models import arguments
+
+            checker = getattr(arguments, check)
+        else:
+            checker = check
         try:
             value = convert(text)
         except ValueError:
             value = text
         try:
-            return check(label, value)
+            return checker(label, value)
         except ValueError as exc:  # argparse prefixes "argument LABEL: "
             raise argparse.ArgumentTypeError(str(exc).removeprefix(f"{label} ")) from None
 
@@ -59,10 +67,10 @@ def _option(label, check, convert):
 
 
 def _positive(label):
-    return _option(label, arguments.integer, int)
+    return _option(label, "integer", int)
 
 
-_seed = _option("--seed", arguments.seed, int)
+_seed = _option("--seed", "seed", int)
 
 
 def _path(text):
@@ -90,7 +98,13 @@ def _require_memory(model, num, length, options: str, per_state: int) -> None:
     limits.check_memory(options, nbytes)
 
 
-_nonnegative_float = _option("--tau", lambda label, v: arguments.real(label, v, 0.0), float)
+def _real_nonnegative(label, value):
+    from .models import arguments
+
+    return arguments.real(label, value, 0.0)
+
+
+_nonnegative_float = _option("--tau", _real_nonnegative, float)
 
 
 def cmd_examples(args) -> int:
@@ -106,6 +120,8 @@ def cmd_examples(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    import numpy as np
+
     model = _model_from_args(args)
     _require_memory(model, args.num_sequences, args.length, f"-n {args.num_sequences} x -T {args.length}", 0)
     result = model.sample(args.num_sequences, args.length, seed=args.seed)
@@ -128,6 +144,8 @@ def cmd_sample(args) -> int:
 
 
 def cmd_predict(args) -> int:
+    import numpy as np
+
     from .oracle import OracleMLM
 
     model = _model_from_args(args)

@@ -22,7 +22,6 @@ from typing import Any, Sequence
 import flint
 import numpy as np
 import sympy
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from .linalg import _fmpq_to_sympy, exact_solve, to_fmpq_mat
 
@@ -33,6 +32,26 @@ __all__ = [
     "all_inputs",
     "best_linear_accuracy",
 ]
+
+
+_SCIPY_NAMES = ("Bounds", "LinearConstraint", "linprog", "milp")
+
+
+def __getattr__(name: str):
+    """scipy.optimize's solvers, imported on first use (module ``__getattr__``): a check
+    that needs no LP does not pay for scipy's import."""
+    if name in _SCIPY_NAMES:
+        import scipy.optimize
+
+        value = getattr(scipy.optimize, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _scipy(name: str):
+    """The solver ``name`` as this module sees it (a test may have replaced it)."""
+    return globals()[name] if name in globals() else __getattr__(name)
 
 
 @contextlib.contextmanager
@@ -116,6 +135,8 @@ def linear_separability(
         exact_features: optional callable ``i -> list of sympy Rationals`` giving the exact
             feature vector of input i, used to verify a Farkas certificate exactly.
     """
+    linprog = _scipy("linprog")
+
     G = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(int)
     N, n = G.shape
@@ -204,6 +225,8 @@ def best_linear_accuracy(
     Returns:
         ``(accuracy, proven_optimal)``; not optimal when a limit stopped HiGHS.
     """
+    Bounds, LinearConstraint, linprog, milp = (_scipy(k) for k in ("Bounds", "LinearConstraint", "linprog", "milp"))
+
     G = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(int)
     key = np.hstack([np.round(G, 12), y[:, None]])

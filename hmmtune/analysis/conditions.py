@@ -120,6 +120,8 @@ def _W_exact(model: HMM):
 
 def _cols(M: flint.fmpq_mat, cols: list[int]) -> flint.fmpq_mat:
     """Columns ``cols`` of a FLINT matrix."""
+    if list(cols) == list(range(M.ncols())):
+        return M  # every column: no copy (FLINT matrices are not modified in place here)
     r = M.nrows()
     return flint.fmpq_mat(r, len(cols), [M[i, j] for i in range(r) for j in cols])
 

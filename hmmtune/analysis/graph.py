@@ -45,6 +45,21 @@ def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
         G.add_nodes_from(range(transition.shape[0]))
         G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(transition > thr))))
         return G
+    if hasattr(transition, "entries") and hasattr(transition, "nrows"):  # a FLINT matrix
+        m = transition.nrows()
+        entries = transition.entries()
+        zero = type(entries[0])(0) if entries else 0  # compare FLINT with FLINT: no conversion
+        if thr == 0:
+            # bool() of a FLINT rational is a C test, 10x faster than a comparison: test the
+            # sign only of the nonzero entries (a model's transition is mostly zeros)
+            flags = [bool(e) and e > zero for e in entries]
+        else:  # tau as the exact rational of its float value
+            thr_q = type(zero)(*float(thr).as_integer_ratio()) if entries else thr
+            flags = [e > thr_q for e in entries]
+        mask = np.array(flags, dtype=bool).reshape(m, transition.ncols())
+        G.add_nodes_from(range(m))
+        G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(mask))))
+        return G
     rows = transition.tolist() if hasattr(transition, "tolist") else transition
     m = len(rows)
     G.add_nodes_from(range(m))
@@ -122,8 +137,15 @@ def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
     attracting = [i for i, c in enumerate(comps) if set(c) in attracting_sets]
     start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0)
     reach: set[int] = set(start)
-    for s in start:
-        reach |= nx.descendants(G, s)
+    frontier = list(start)  # one breadth-first search from every start state at once
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in G.successors(u):
+                if v not in reach:
+                    reach.add(v)
+                    nxt.append(v)
+        frontier = nxt
     m = G.number_of_nodes()
     irreducible = len(comps) == 1
     return ChainStructure(

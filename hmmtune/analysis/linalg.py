@@ -12,6 +12,7 @@ Rationals / Integers (or Python ints and :class:`fractions.Fraction`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Sequence
@@ -30,7 +31,9 @@ __all__ = [
     "exact_solve",
     "exact_nullspace",
     "exact_min_norm_preimage",
+    "exact_square_solve",
     "numerical_rank",
+    "clear_svd_cache",
     "least_squares",
     "structural_rank",
     "rank_facts",
@@ -58,6 +61,9 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     if isinstance(M, flint.fmpq_mat):
         return M
     if isinstance(M, sympy.MatrixBase):
+        fast = _rational_dm_to_fmpq(M)
+        if fast is not None:
+            return fast
         rows, cols = M.shape
         entries = [_to_fmpq(e) for row in M.tolist() for e in row]  # tolist: 2x faster than M[i, j]
         return flint.fmpq_mat(rows, cols, entries)
@@ -65,6 +71,21 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     rows = len(rows_list)
     cols = len(rows_list[0]) if rows else 0
     return flint.fmpq_mat(rows, cols, [_to_fmpq(e) for r in rows_list for e in r])
+
+
+def _rational_dm_to_fmpq(M: sympy.MatrixBase) -> flint.fmpq_mat | None:
+    """The FLINT matrix behind a sympy Matrix of rationals, without a sympy number per
+    entry: sympy keeps such a matrix as a DomainMatrix over ZZ or QQ, whose elements are
+    FLINT rationals when sympy runs on python-flint (its default when installed). None for
+    any other matrix (floats, symbols, other ground types): the caller converts entrywise."""
+    try:
+        dm = M.to_DM()
+        if dm.domain not in (sympy.ZZ, sympy.QQ):
+            return None
+        out = dm.convert_to(sympy.QQ).to_dfm().rep
+    except Exception:  # noqa: BLE001 - no FLINT-backed form: convert entry by entry
+        return None
+    return out if isinstance(out, flint.fmpq_mat) else None
 
 
 def _fmpq_to_sympy(q: flint.fmpq) -> sympy.Rational:
@@ -77,7 +98,9 @@ def from_fmpq_mat(M: flint.fmpq_mat) -> sympy.Matrix:
 
 
 def exact_rank(M: Any) -> int:
-    """Rank over the rationals."""
+    """Rank over the rationals (FLINT's ``fmpq_mat.rank``: fraction-free elimination in C,
+    about 1 s for a dense 1000 x 1000 model matrix; a modular certificate built entry by
+    entry in Python was measured slower, see docs/benchmarks-check.md)."""
     return int(to_fmpq_mat(M).rank())
 
 
@@ -130,12 +153,19 @@ def exact_nullspace(M: Any) -> list[list[sympy.Rational]]:
 def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rational] | None:
     """The minimum-norm ``b`` with ``W^T b = target``, exactly, or None if none exists.
 
-    ``W`` is (n, k). We solve ``(W^T W) c = target`` (consistent exactly when ``target``
-    lies in the row space of W) and return ``b = W c``, which lies in the column space of
-    W and is therefore the minimum-norm solution (docs/theory.md, "Theorem H (head tuning)":
-    ``b = W (W^T W)^{-1} mu`` when W has full column rank).
+    Square ``W`` (n = k) that is nonsingular: the solution is unique, hence the minimum-norm
+    one, and comes from one integer solve (:func:`exact_square_solve`, Dixon's p-adic
+    lifting in FLINT) without forming ``W^T W``. Otherwise we solve ``(W^T W) c = target``
+    (consistent exactly when ``target`` lies in the row space of W) and return ``b = W c``,
+    which lies in the column space of W and is therefore the minimum-norm solution
+    (docs/theory.md, "Theorem H (head tuning)": ``b = W (W^T W)^{-1} mu`` when W has full
+    column rank).
     """
     Wf = to_fmpq_mat(W)
+    if Wf.nrows() == Wf.ncols() and Wf.nrows() > 0:
+        b = exact_square_solve(Wf.transpose(), target)
+        if b is not None:
+            return [_fmpq_to_sympy(v) for v in b]
     G = Wf.transpose() * Wf
     c = exact_solve(G, list(target))
     if c is None:
@@ -145,11 +175,95 @@ def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rationa
     return [_fmpq_to_sympy(b[i, 0]) for i in range(b.nrows())]
 
 
+def _lcm_of_denominators(values) -> int:
+    return math.lcm(*(int(v.q) for v in values)) if values else 1
+
+
+def exact_square_solve(A: Any, y: Sequence[Any]) -> list[flint.fmpq] | None:
+    """The solution ``z`` of ``A z = y`` for a square nonsingular rational ``A``, or None
+    when ``A`` is singular.
+
+    The system is made integral by scaling either every row i of ``A`` (and ``y_i``) by the
+    lcm ``r_i`` of that row's denominators, or every column j by the lcm ``d_j`` of its
+    denominators (``z = D z'``), whichever gives the smaller integers (a model's rows share
+    their normalising sum: rows for ``emission``, columns for ``emission^T``), and then
+    ``y`` by the lcm ``L`` of its denominators: ``A_int z' = L y'``. FLINT solves that by
+    p-adic lifting (``fmpz_mat.solve``), seconds for n = 1000 where rational elimination
+    takes minutes. The solution is checked exactly by the integer product
+    ``A_int z' = L y'`` before it is returned.
+    """
+    Af = to_fmpq_mat(A)
+    n = Af.nrows()
+    if Af.ncols() != n:
+        raise ValueError(f"exact_square_solve needs a square matrix, got {n} x {Af.ncols()}")
+    if len(y) != n:
+        raise ValueError(f"right-hand side has {len(y)} entries, A has {n} rows")
+    entries = Af.entries()  # row-major
+    q = [int(e.q) for e in entries]
+    r = [math.lcm(*q[i * n : (i + 1) * n]) for i in range(n)]
+    by_rows = max(r).bit_length() <= 64  # rows share small denominators (a model's rows)
+    if not by_rows:
+        d = [math.lcm(*q[j::n]) for j in range(n)]
+        by_rows = sum(v.bit_length() for v in r) <= sum(v.bit_length() for v in d)
+    yq = [_to_fmpq(v) for v in y]
+    if by_rows:
+        A_int = flint.fmpz_mat(n, n, [int(e.p) * (r[k // n] // q[k]) for k, e in enumerate(entries)])
+        yq = [v * r[i] for i, v in enumerate(yq)]
+    else:
+        A_int = flint.fmpz_mat(n, n, [int(e.p) * (d[k % n] // q[k]) for k, e in enumerate(entries)])
+    L = _lcm_of_denominators(yq)
+    rhs = flint.fmpz_mat(n, 1, [int(v.p) * (L // int(v.q)) for v in yq])
+    try:
+        zq = A_int.solve(rhs)  # fmpq_mat: z' = A_int^{-1} L y'
+    except ZeroDivisionError:  # singular
+        return None
+    den = _lcm_of_denominators([zq[i, 0] for i in range(n)])
+    zint = flint.fmpz_mat(n, 1, [int(zq[i, 0].p) * (den // int(zq[i, 0].q)) for i in range(n)])
+    if A_int * zint != rhs * den:
+        raise AssertionError("internal error: the integer solve failed its exact check")
+    if by_rows:
+        return [zq[i, 0] / L for i in range(n)]
+    return [zq[i, 0] * d[i] / L for i in range(n)]
+
+
 def least_squares(A: Any, y: Any) -> np.ndarray:
     """Minimum-norm least-squares solution of ``A z = y`` in float64 (torch's gelsd)."""
     At = torch.as_tensor(np.asarray(A, dtype=np.float64))
     yt = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(-1, 1)
     return torch.linalg.lstsq(At, yt, driver="gelsd").solution.reshape(-1).numpy()
+
+
+#: large matrices whose singular values are kept (by content) for the next call
+_SVD_CACHE: dict[tuple, np.ndarray] = {}
+_SVD_CACHE_MIN_SIZE = 250_000
+_SVD_CACHE_ENTRIES = 4
+
+
+def _singular_values(A: np.ndarray) -> np.ndarray:
+    """Singular values by torch's SVD (numpy's OpenBLAS on 2 threads beside torch stalls for
+    ~0.3 s per call). A check asks for the same large W up to three times (rank facts, the
+    head witness's tolerance, the prompt search): from ``_SVD_CACHE_MIN_SIZE`` entries on
+    the values are kept under a digest of the matrix's bytes (50 ms to hash 2000 x 2000
+    against seconds for its SVD), so a repeat costs the hash only."""
+    key = None
+    if A.size >= _SVD_CACHE_MIN_SIZE:
+        import hashlib
+
+        B = np.ascontiguousarray(A)
+        key = (B.shape, hashlib.blake2b(B.tobytes(), digest_size=16).digest())
+        if key in _SVD_CACHE:
+            return _SVD_CACHE[key].copy()
+    s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    if key is not None:
+        while len(_SVD_CACHE) >= _SVD_CACHE_ENTRIES:
+            _SVD_CACHE.pop(next(iter(_SVD_CACHE)))
+        _SVD_CACHE[key] = s.copy()
+    return s
+
+
+def clear_svd_cache() -> None:
+    """Forget the kept singular values (benchmarks that time a cold check call this)."""
+    _SVD_CACHE.clear()
 
 
 def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.ndarray]:
@@ -163,8 +277,7 @@ def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.nda
     A = np.asarray(M, dtype=np.float64)
     if A.size == 0:
         return 0, 0.0 if tol is None else tol, np.zeros(0)
-    # torch's SVD: numpy's OpenBLAS on 2 threads beside torch stalls for ~0.3 s per call.
-    s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    s = _singular_values(A)
     if tol is None:
         tol = float(max(A.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0))
     return int((s > tol).sum()), float(tol), s
@@ -172,10 +285,19 @@ def numerical_rank(M: Any, tol: float | None = None) -> tuple[int, float, np.nda
 
 def structural_rank(pattern: Any) -> int:
     """Generic rank of a sparsity pattern: a maximum bipartite matching between rows and
-    columns with a nonzero entry (networkx Hopcroft-Karp). No choice of values on the
-    pattern gives a larger rank."""
+    columns with a nonzero entry. No choice of values on the pattern gives a larger rank.
+
+    Small patterns use networkx's Hopcroft-Karp; from :data:`LARGE_PATTERN` entries on,
+    scipy's compiled ``maximum_bipartite_matching`` (networkx needs minutes and gigabytes
+    for a dense 2000 x 2000 pattern)."""
     P = np.asarray(pattern) != 0
     rows, cols = P.shape
+    if P.size >= LARGE_PATTERN:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+
+        match = maximum_bipartite_matching(csr_matrix(P), perm_type="column")
+        return int((match >= 0).sum())
     G = nx.Graph()
     left = [("r", i) for i in range(rows)]
     G.add_nodes_from(left, bipartite=0)
@@ -183,6 +305,17 @@ def structural_rank(pattern: Any) -> int:
     G.add_edges_from((("r", int(i)), ("c", int(j))) for i, j in zip(*np.nonzero(P)))
     matching = nx.bipartite.hopcroft_karp_matching(G, top_nodes=left)
     return len(matching) // 2
+
+
+#: patterns with at least this many entries get scipy's matching in :func:`structural_rank`
+LARGE_PATTERN = 40_000
+
+
+def _nonzero_pattern(exact: Any) -> np.ndarray:
+    """Boolean pattern of the nonzero entries of an exact matrix (FLINT or sympy)."""
+    F = to_fmpq_mat(exact)
+    r, c = F.nrows(), F.ncols()
+    return np.array([e != 0 for e in F.entries()], dtype=bool).reshape(r, c)
 
 
 @dataclass
@@ -225,13 +358,21 @@ def rank_facts(values: np.ndarray, exact: Any | None = None, tol: float | None =
     nrank, used_tol, s = numerical_rank(A, tol)
     smin = float(s[-1]) if s.size else 0.0
     smax = float(s[0]) if s.size else 0.0
+    erank = exact_rank(exact) if exact is not None else None
+    # rank <= structural rank <= min(shape): a full rank settles the matching. The numerical
+    # rank of A counts singular values above tol > 0, so it too is a lower bound of A's rank.
+    lower = erank if erank is not None else nrank
+    if lower == min(A.shape):
+        srank = lower
+    else:
+        srank = structural_rank(A if exact is None else _nonzero_pattern(exact))
     return RankFacts(
         shape=tuple(A.shape),
-        exact_rank=exact_rank(exact) if exact is not None else None,
+        exact_rank=erank,
         numerical_rank=nrank,
         tolerance=used_tol,
         sigma_min=smin,
         sigma_max=smax,
         condition_number=float(smax / smin) if smin > 0 else float("inf"),
-        structural_rank=structural_rank(A if exact is None else np.array([[e != 0 for e in row] for row in exact.tolist()])),
+        structural_rank=srank,
     )

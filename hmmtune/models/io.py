@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import sympy
 import torch
 
 from . import limits
-from .expr import ExpressionError, parse_expression
+from .expr import MAX_DIGITS, ExpressionError, parse_expression
 
 __all__ = [
     "ModelFileError",
@@ -140,6 +141,118 @@ def _parse_entry(value: Any, where: str, symbols: dict | None) -> tuple[float | 
     raise ModelFileError(f"{where}: expected a number or a string like \"1/3\", got {type(value).__name__}")
 
 
+_PLAIN_RATIONAL = re.compile(r"\s*([+-]?[0-9]+)(?:/([0-9]+))?\s*", re.ASCII)
+
+
+def _fast_exact(value: Any, ndim: int):
+    """The common case of a large exact file in one pass: a vector or matrix whose entries
+    are all JSON integers or strings ``"p"`` / ``"p/q"`` (q > 0), none negative. Returns
+    ``(floats, sympy Matrix)``, the Matrix held as a rational DomainMatrix (FLINT rationals
+    when sympy runs on python-flint) so no per-entry sympy object is built; None when any
+    entry needs the general parser (symbols, decimals, floats, bad input: its messages).
+    The floats are ``p / q`` correctly rounded, as ``float(sympy.Rational(p, q))``."""
+    from sympy import QQ
+    from sympy.polys.matrices import DomainMatrix
+    from sympy.polys.matrices.sdm import SDM
+
+    if ndim == 1:
+        if not isinstance(value, list):
+            return None
+        rows = [value]
+    elif ndim == 2:
+        if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+            return None
+        rows = value
+        if len({len(r) for r in rows}) != 1:
+            return None
+    else:
+        return None
+    if not rows[0]:
+        return None
+    match = _PLAIN_RATIONAL.fullmatch
+    make = QQ.__call__
+    fmpq = None
+    try:  # sympy on python-flint (its default when installed): QQ's elements are fmpq
+        import flint
+
+        if QQ.dtype is flint.fmpq:
+            make = fmpq = flint.fmpq
+    except ImportError:  # pragma: no cover - python-flint is a dependency
+        pass
+    floats, sdm = [], {}
+    for i, row in enumerate(rows):
+        frow, qrow = [], {}
+        for j, v in enumerate(row):
+            if type(v) is int:
+                if abs(v) > 2**1000:  # the general parser refuses it with its message
+                    return None
+                p, q = v, 1
+            elif type(v) is str:
+                if len(v) > 2 * MAX_DIGITS + 3:  # longer than any "p/q" the grammar accepts:
+                    return None  # the general parser refuses it with its message
+                if fmpq is not None and v.isascii() and "+" not in v:
+                    try:  # FLINT's parser: "p" or "p/q", surrounding spaces allowed
+                        x = fmpq(v)
+                    except (ValueError, ZeroDivisionError):
+                        return None
+                    p, q = int(x.p), int(x.q)
+                else:
+                    mt = match(v)
+                    if mt is None:
+                        return None
+                    p, q = int(mt[1]), int(mt[2] or 1)
+                    if q == 0:
+                        return None
+            else:
+                return None
+            if p < 0:
+                return None
+            frow.append(p / q)
+            if p:
+                qrow[j] = make(p, q)
+        floats.append(frow)
+        if qrow:
+            sdm[i] = qrow
+    if ndim == 1:
+        n = len(value)
+        col = {i: {0: sdm[0][i]} for i in sdm.get(0, {})}
+        return floats[0], DomainMatrix.from_rep(SDM(col, (n, 1), QQ)).to_Matrix()
+    shape = (len(rows), len(rows[0]))
+    return floats, DomainMatrix.from_rep(SDM(sdm, shape, QQ)).to_Matrix()
+
+
+def _fast_floats(value: Any, ndim: int):
+    """``(float64 array, None)`` when ``value`` is a vector / rectangular matrix of JSON
+    numbers with at least one binary float (so the field is numerical, as the general
+    parser would decide), in one numpy conversion; None otherwise (strings, booleans,
+    ragged rows, only integers: the general parser or :func:`_fast_exact` decide)."""
+    if not isinstance(value, list) or not value:
+        return None
+    flat = value if ndim == 1 else (value[0] if isinstance(value[0], list) else None)
+    if flat is None or ndim not in (1, 2):
+        return None
+    rows = [value] if ndim == 1 else value
+    seen_float = False
+    for row in rows:
+        if not isinstance(row, list):
+            return None
+        for v in row:
+            t = type(v)
+            if t is float:
+                seen_float = True
+            elif t is not int:
+                return None
+    if not seen_float:
+        return None
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (ValueError, OverflowError):  # ragged rows, an integer too large for a float
+        return None
+    if arr.ndim != ndim or not np.isfinite(arr).all():  # the general parser names the entry
+        return None
+    return arr, None
+
+
 def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict | None = None):
     """Parse a field of nested lists. Returns (nested floats or None, sympy Matrix or None).
 
@@ -149,6 +262,10 @@ def parse_entries(data: dict, field: str, ndim: int, label: str, symbols: dict |
     if field not in data:
         raise ModelFileError(f"{label}: missing field {field!r}")
     value = data[field]
+    if not symbols:
+        fast = _fast_exact(value, ndim)
+        if fast is not None:
+            return fast
 
     def rows_of(v, depth, path):
         if depth == 0:
@@ -194,6 +311,8 @@ def check_exact_rows(label: str, field: str, mat, ndim: int | None = None) -> No
     """
     if ndim is None:
         ndim = 2 if mat.cols > 1 and mat.rows > 1 else 1
+    if _rows_sum_to_one_fast(mat, ndim):
+        return
     rows = [mat.row(i) for i in range(mat.rows)] if ndim == 2 else [mat.reshape(1, len(mat))]
     for i, row in enumerate(rows):
         if any(e.free_symbols for e in row):
@@ -205,6 +324,38 @@ def check_exact_rows(label: str, field: str, mat, ndim: int | None = None) -> No
         if s != 1:
             where = f" row {i}" if len(rows) > 1 else ""
             raise ModelFileError(f"{label}: field {field!r}{where} sums to {s} exactly, not 1")
+
+
+def _rows_sum_to_one_fast(mat, ndim: int) -> bool:
+    """True when ``mat`` is a rational matrix whose rows (one row for ``ndim`` 1) are
+    nonnegative and sum to exactly 1, decided on its rational DomainMatrix without building
+    sympy numbers; False when that cannot be shown here (the caller's loop then finds the
+    entry to name)."""
+    from sympy import QQ, ZZ
+
+    try:
+        dm = mat.to_DM()
+    except Exception:  # noqa: BLE001 - any trouble: the general loop decides
+        return False
+    if dm.domain not in (QQ, ZZ):
+        return False
+    sdm = dm.convert_to(QQ).to_sdm()
+    zero, one = QQ.zero, QQ.one
+    if ndim == 1:  # one row: every entry
+        rows = [[v for row in sdm.values() for v in row.values()]]
+    else:
+        if len(sdm) != dm.shape[0]:
+            return False  # an all-zero row
+        rows = [list(row.values()) for row in sdm.values()]
+    for row in rows:
+        total = zero
+        for v in row:
+            if v < zero:
+                return False
+            total += v
+        if total != one:
+            return False
+    return True
 
 
 def format_entry(x: Any) -> Any:
@@ -275,7 +426,8 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
     symbols = {name: p["symbol"] for name, p in params.items()} or None
     parsed = {}
     for field, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
-        parsed[field] = parse_entries(data, field, ndim, label, symbols)
+        fast = None if symbols else _fast_floats(data.get(field), ndim)
+        parsed[field] = fast if fast is not None else parse_entries(data, field, ndim, label, symbols)
     exact = None
     symbolic = None
     if all(ex is not None for _, ex in parsed.values()):
@@ -310,7 +462,7 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
             # numbers written from float32: validate them at float32 resolution
             floats = {k: np.asarray(f, dtype=np.float32) for k, f in floats.items()}
             dtype = torch.float32 if dtype is None else dtype
-    if exact is not None:
+    if exact is not None and params:  # symbolic entries: their floats are taken at the parameter values
         floats = {k: ([float(v) for v in exact[k]] if k == "initial" else [[float(v) for v in row] for row in exact[k].tolist()]) for k in exact}
     model = _wrap_value_error(
         label,
