@@ -1,6 +1,6 @@
 """Generative models and exact inference (THEORY.md sections 1, 2 and 6)."""
 
-from .generators import dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
+from .generators import authors_hmm_arrays, authors_task_weights, dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
 from .hmm import HMM, MAX_CHUNK_ELEMENTS
 from .inference import (
     BackwardResult,
@@ -39,6 +39,8 @@ __all__ = [
     "hmm_start_backward",
     "load_model",
     "paper_hmm",
+    "authors_hmm_arrays",
+    "authors_task_weights",
     "paper_memory_hmm",
     "paper_vanilla_control",
     "permutation_mixture",
