@@ -12,7 +12,10 @@ pretrained model makes an error; this module builds two kinds with a chosen size
   ``e(x) = t (q(x) - G(x))``, a deterministic function of the input (the same input always
   gets the same error, as a network's would) with ``||e(x)||_1 <= 2 t``; ``G'(x)`` stays a
   distribution. ``q(x)`` is a fixed random smooth map of the oracle's posterior, so the
-  error is not a linear function of ``G`` that a head could undo.
+  error is not a linear function of ``G`` that a head could undo;
+- **a short context** (:class:`ContextOracle`, not a perturbation of W, A or pi): the
+  perfect prediction given only the first ``K`` tokens ``x_1..x_K``. Unlike the two above,
+  this error destroys information about the input, as an under-trained network does.
 
 Both answer the oracle's public methods used by head, prompt and attention tuning
 (``encode``, ``mask_prediction`` with an optional prompt, ``token_predictions``, ``model``),
@@ -41,6 +44,7 @@ __all__ = [
     "perturb_rows",
     "perturb_hmm",
     "NoisyOracle",
+    "ContextOracle",
     "imperfect_oracle",
     "TVStats",
     "tv_to_oracle",
@@ -99,30 +103,36 @@ class PretrainingError:
         initial, transition, emission: total-variation distance of every row of that part
             of the misspecified model from the true one (0: the part is kept).
         noise: mixing weight ``t`` of the additive noise on G (``TV(G', G) <= t``).
+        context: the model reads only ``x_1..x_context`` (0: the whole input).
     """
 
     initial: float = 0.0
     transition: float = 0.0
     emission: float = 0.0
     noise: float = 0.0
+    context: int = 0
 
     def __post_init__(self):
         for name in PARTS + ("noise",):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (np.isfinite(v) and 0.0 <= v < 1.0):
                 raise PerturbationError(f"pretraining error {name}={v!r}: must be a number in [0, 1)")
+        c = self.context
+        if isinstance(c, bool) or not float(c).is_integer() or c < 0:
+            raise PerturbationError(f"pretraining error context={c!r}: must be a nonnegative integer (0: the whole input)")
+        object.__setattr__(self, "context", int(c))
 
     @property
     def is_zero(self) -> bool:
-        return all(getattr(self, n) == 0 for n in PARTS + ("noise",))
+        return all(getattr(self, n) == 0 for n in _NAMES)
 
     @property
     def label(self) -> str:
-        parts = [f"{n}={getattr(self, n):g}" for n in PARTS + ("noise",) if getattr(self, n)]
+        parts = [f"{n}={getattr(self, n):g}" for n in _NAMES if getattr(self, n)]
         return ",".join(parts) or "none"
 
     def to_dict(self) -> dict:
-        return {n: float(getattr(self, n)) for n in PARTS + ("noise",)}
+        return {n: (int if n == "context" else float)(getattr(self, n)) for n in _NAMES}
 
     @classmethod
     def parse(cls, text: str) -> "PretrainingError":
@@ -136,7 +146,7 @@ class PretrainingError:
             m = re.fullmatch(r"\s*([a-z]+)\s*=\s*([0-9.eE+-]+)\s*", item)
             if not m:
                 raise PerturbationError(
-                    f"pretraining error {item!r}: expected NAME=VALUE with NAME one of {', '.join(PARTS)}, all, noise"
+                    f"pretraining error {item!r}: expected NAME=VALUE with NAME one of {', '.join(PARTS)}, all, noise, context"
                 )
             name, raw = m.group(1), m.group(2)
             try:
@@ -145,10 +155,13 @@ class PretrainingError:
                 raise PerturbationError(f"pretraining error {item!r}: {raw!r} is not a number") from None
             names = PARTS if name == "all" else (name,)
             for n in names:
-                if n not in PARTS + ("noise",):
-                    raise PerturbationError(f"pretraining error {item!r}: unknown part {name!r} (choose {', '.join(PARTS)}, all, noise)")
+                if n not in _NAMES:
+                    raise PerturbationError(f"pretraining error {item!r}: unknown part {name!r} (choose {', '.join(PARTS)}, all, noise, context)")
                 values[n] = v
         return cls(**values)
+
+
+_NAMES = PARTS + ("noise", "context")
 
 
 def _seed_rng(seed: Any, tag: int) -> np.random.Generator:
@@ -236,12 +249,60 @@ class NoisyOracle:
         return self._mix(p @ self.oracle.model.emission, p)
 
 
-def imperfect_oracle(model: HMM | MemoryHMM, error: PretrainingError, *, seed: int = 0) -> OracleMLM | NoisyOracle:
+class ContextOracle:
+    """The perfect prediction from a short context: ``G(x_1..x_K)`` for an input
+    ``x_1..x_T`` (``K < T``); the rest of the input is ignored. At the mask only.
+
+    Args:
+        oracle: the base :class:`hmmtune.OracleMLM`. context: ``K >= 1``.
+    """
+
+    def __init__(self, oracle: Any, context: int):
+        if isinstance(context, bool) or not isinstance(context, (int, np.integer)) or context < 1:
+            raise PerturbationError(f"context must be a positive integer, got {context!r}")
+        self.oracle = oracle
+        self.context = int(context)
+
+    @property
+    def model(self):
+        return self.oracle.model
+
+    def __repr__(self) -> str:
+        return f"ContextOracle({self.oracle!r}, context={self.context})"
+
+    def _cut(self, x: Any) -> Any:
+        if isinstance(x, Tensor) and x.dim() == 2:
+            return x[:, : self.context]
+        if isinstance(x, Tensor) or isinstance(x, np.ndarray):
+            return x[..., : self.context]
+        return x  # already encoded messages
+
+    def encode(self, x: Any, chunk_size: int | None = None):
+        return self.oracle.encode(self._cut(x), chunk_size)
+
+    def mask_prediction(self, x: Any, prompt: Tensor | None = None, chunk_size: int | None = None) -> Tensor:
+        return self.oracle.mask_prediction(self._cut(x), prompt, chunk_size)
+
+    def token_predictions(self, x: Any, chunk_size: int | None = None) -> Tensor:
+        raise PerturbationError(
+            "a short-context error is defined at the mask (head and prompt tuning); "
+            "per-position predictions (attention heads) are not supported"
+        )
+
+
+def imperfect_oracle(model: HMM | MemoryHMM, error: PretrainingError, *, seed: int = 0) -> Any:
     """The masked LM with this pretraining error: the oracle of :func:`perturb_hmm`'s
-    model, wrapped in :class:`NoisyOracle` when ``error.noise > 0``."""
+    model, wrapped in :class:`ContextOracle` when ``error.context > 0`` and in
+    :class:`NoisyOracle` when ``error.noise > 0``."""
     base = model if all(getattr(error, n) == 0 for n in PARTS) else perturb_hmm(model, error, seed=seed)
     oracle = OracleMLM(base)
-    return NoisyOracle(oracle, error.noise, seed=seed) if error.noise > 0 else oracle
+    if error.context:
+        oracle = ContextOracle(oracle, error.context)
+    if error.noise > 0:
+        if error.context:
+            raise PerturbationError("combine noise with a model perturbation, not with a short context")
+        return NoisyOracle(oracle, error.noise, seed=seed)
+    return oracle
 
 
 class TVStats(NamedTuple):
