@@ -250,7 +250,8 @@ def run(config: Exp1Config, seed: int) -> dict:
     scores = s.task.scores(s.posterior)
     mu_p = scores[:, 1] - scores[:, 0]
     # The authors' labels use transmat @ P(H_1 | x) instead of P(H_0 | x): how many differ.
-    authors_labels = s.task.labels(authors_label_posterior(s.model, s.tokens))
+    authors_post = authors_label_posterior(s.model, s.tokens)
+    authors_labels = s.task.labels(authors_post)
     return {
         "head": head,
         "prompt": prompt,
@@ -261,6 +262,7 @@ def run(config: Exp1Config, seed: int) -> dict:
             "tie_fraction": float((mu_p == 0).double().mean()),
             "median_margin": float(mu_p.abs().median()),
             "authors_convention_flips": float((authors_labels != s.labels).double().mean()),
+            "authors_convention_tv_max": float(0.5 * (authors_post - s.posterior).abs().sum(-1).max()),
         },
     }
 
