@@ -359,9 +359,10 @@ def _crossing(tvs: np.ndarray, accs: np.ndarray, target: float) -> float | None:
 
 
 def locate_published(curve_points: list[CurvePoint], learned_tv: dict | None = None) -> list[dict]:
-    """For each published point: the TV at which each of our imperfect-oracle curves
-    (one per error kind, through the error-free point) first falls to the published
-    accuracy, and the learned networks' TV at their last step beside it.
+    """For each published point: the TV at which each of our curves first falls to the
+    published accuracy: one per imperfect-oracle error kind (through the error-free point)
+    and the learned network's checkpoints (kind ``"learned"``); and the learned network's
+    TV at its last step beside it.
 
     Args:
         learned_tv: ``{(base, size): tv}`` of the final learned model, if measured.
@@ -369,21 +370,21 @@ def locate_published(curve_points: list[CurvePoint], learned_tv: dict | None = N
     Returns:
         one dict per published point: ``base``, ``size``, ``method``, ``published``,
         ``perfect`` (our error-free accuracy), ``crossing_tv`` ``{kind: TV or None}``
-        (None: the curve stays above the published number over the TVs measured),
-        ``learned_tv``.
+        (None: the curve stays above the published number over the TVs measured, or, when
+        ``below_at_min_tv[kind]``, is already below it at the smallest TV measured),
+        ``min_tv_measured`` / ``max_tv_measured`` (the range of each curve), ``learned_tv``.
     """
     out = []
     by = {}
     for c in curve_points:
-        if c.source == "imperfect":
-            by.setdefault((c.base, c.size, c.method), []).append(c)
+        by.setdefault((c.base, c.size, c.method), []).append(c)
     for base, methods in PUBLISHED.items():
         for method, table in methods.items():
             for size, value in table.items():
                 cs = by.get((base, size, method))
                 if not cs:
                     continue
-                zero = [c for c in cs if c.kind == "none"]
+                zero = [c for c in cs if c.kind == "none" and c.source == "imperfect"]
                 row = {
                     "base": base,
                     "size": size,
@@ -392,17 +393,25 @@ def locate_published(curve_points: list[CurvePoint], learned_tv: dict | None = N
                     "perfect": zero[0].accuracy if zero else None,
                     "crossing_tv": {},
                     "max_tv_measured": {},
+                    "min_tv_measured": {},
+                    "below_at_min_tv": {},
                     "learned_tv": (learned_tv or {}).get((base, size)),
                 }
                 for kind in sorted({c.kind for c in cs} - {"none", "mixed"}):
-                    pts = sorted(zero + [c for c in cs if c.kind == kind], key=lambda c: c.tv_mean)
+                    own = [c for c in cs if c.kind == kind]
+                    pts = sorted(own if kind == "learned" else zero + own, key=lambda c: c.tv_mean)
                     tvs = np.array([c.tv_mean for c in pts])
                     accs = np.minimum.accumulate(np.array([c.accuracy for c in pts]))  # first fall
                     row["crossing_tv"][kind] = _crossing(tvs, accs, value)
                     row["max_tv_measured"][kind] = float(tvs.max())
+                    row["min_tv_measured"][kind] = float(tvs.min())
+                    row["below_at_min_tv"][kind] = bool(accs[0] < value)
                 out.append(row)
     return out
 
+
+#: TVs below this are drawn at it (the perfect oracle's 0 and rounding-level errors).
+TV_FLOOR = 1e-5
 
 _KIND_MARKERS = {"emission": "o", "transition": "s", "initial": "^", "noise": "D", "context": "x", "mixed": "v", "none": "*", "learned": "P"}
 
@@ -427,7 +436,7 @@ def plot_curves(curve_points: list[CurvePoint], path: str, base: str, *, subtitl
     try:
         for ax, size in zip(axes.flat, sizes):
             cs = [c for c in curve_points if c.base == base and c.size == size]
-            floor = min([c.tv_mean for c in cs if c.tv_mean > 0] or [1e-3]) / 3
+            floor = TV_FLOOR
             for method, label in METHODS[base].items():
                 mc = [c for c in cs if c.method == method]
                 zero = [c for c in mc if c.kind == "none" and c.source == "imperfect"]
@@ -458,10 +467,10 @@ def plot_curves(curve_points: list[CurvePoint], path: str, base: str, *, subtitl
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, fontsize=6, loc="lower center", ncol=4)
         title = "Experiment 1: head vs prompt tuning" if base == "exp1" else "Experiment 2: memory + attention vs vanilla + linear"
-        fig.suptitle(f"{title}, against pretraining error", fontsize=10)
+        fig.suptitle(f"{title}, against pretraining error", fontsize=10, y=0.995)
         if subtitle:
-            fig.text(0.5, 0.995, subtitle, ha="center", va="top", fontsize=7, color="dimgray")
-        fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(handles) / 4), 1, 0.95))
+            fig.text(0.5, 0.955, subtitle + f"; TV < {TV_FLOOR:g} drawn at {TV_FLOOR:g}", ha="center", va="top", fontsize=7, color="dimgray")
+        fig.tight_layout(rect=(0, 0.06 + 0.02 * math.ceil(len(handles) / 4), 1, 0.93))
         fig.savefig(path)
     finally:
         plt.close(fig)
