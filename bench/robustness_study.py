@@ -5,6 +5,7 @@ its summary JSON and plots to ``docs/figures/``:
 
     python bench/robustness_study.py --jobs 2            # the study (about 30 min on 2 quiet cores)
     python bench/robustness_study.py --quick             # under a minute
+    python bench/robustness_study.py --summarize-only    # the records present, no runs
 
 The JSON records the wall time and ``os.getloadavg()``.
 """
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-from hmmtune.learned.robustness import run_robustness
+from hmmtune.experiments import robustness as R
+from hmmtune.experiments import store
+from hmmtune.learned.robustness import LEARNED_STEPS, run_robustness, summarize_study
 
 
 def main(argv=None) -> int:
@@ -26,15 +28,32 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="docs/figures")
+    ap.add_argument("--summarize-only", action="store_true", help="summarise the records already in --results (a partial study) without running anything")
     args = ap.parse_args(argv)
-    res = run_robustness(quick=args.quick, seeds=args.seeds, out=args.results, jobs=args.jobs)
+    if args.summarize_only:
+        records = store.load_records(sorted((Path(args.results) / R.NAME).glob("*.json")))
+        grid = R.configs(args.quick)
+        settings = {
+            "quick": args.quick,
+            "seeds": sorted({int(r["seed"]) for r in records if r["config"].get("runner") != "learned"}),
+            "bases": list(R.BASES),
+            "models": "paper",
+            "imperfect_config": {k: v for k, v in grid[0].to_dict().items() if k not in ("base", "size", "error")},
+            "errors": sorted({c.error for c in grid}),
+            "learned_scale": "quick" if args.quick else "cpu",
+            "learned_steps": list(LEARNED_STEPS),
+            "partial": "summarised from the records present (--summarize-only)",
+        }
+        name = "robustness-quick" if args.quick else "robustness"
+        _, _, paths = summarize_study(records, args.results, name, settings, resumed=len(records))
+    else:
+        paths = run_robustness(quick=args.quick, seeds=args.seeds, out=args.results, jobs=args.jobs).paths
     figs = Path(args.figures)
     figs.mkdir(parents=True, exist_ok=True)
-    for what, path in res.paths.items():
+    for what, path in paths.items():
         if what != "records":
             shutil.copy(path, figs / Path(path).name)
             print(f"{what}: {figs / Path(path).name}")
-    print(f"{res.ran} units computed, {res.resumed} resumed, {res.elapsed_s:.0f} s", file=sys.stderr)
     return 0
 
 

@@ -308,6 +308,26 @@ def run_robustness(
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 
+    settings = {
+        "quick": quick,
+        "seeds": seed_list,
+        "bases": list(bases),
+        "models": models,
+        "imperfect_config": {k: v for k, v in grid[0].to_dict().items() if k not in ("base", "size", "error")} if grid else None,
+        "errors": sorted({c.error for c in grid}),
+        "learned_scale": ("quick" if quick else "cpu") if learned and "exp1" in bases else None,
+        "learned_steps": list(learned_steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS)),
+    }
+    cps, located, paths = summarize_study(records, out, name, settings, ran=total, resumed=resumed, elapsed_s=time.perf_counter() - t0)
+    return RobustnessResult(records, cps, located, paths, total, resumed, time.perf_counter() - t0)
+
+
+def summarize_study(
+    records: list[dict], out: str | os.PathLike, name: str, settings: dict, *, ran: int = 0, resumed: int = 0, elapsed_s: float = 0.0
+) -> tuple[list, list, dict]:
+    """Curves, located published points, the summary JSON ``out/<name>.json`` and the plots
+    ``out/<name>-<base>.png`` of the given records (also a partial study's: the JSON lists
+    what is there)."""
     points = R.points_of(records)
     cps = R.curves(points)
     learned_tv = {}
@@ -319,27 +339,18 @@ def run_robustness(
                 learned_tv[key] = (step, c.tv_mean)
     located = R.locate_published(cps, {k: v[1] for k, v in learned_tv.items()})
     Path(out).mkdir(parents=True, exist_ok=True)
-    paths = {"records": str(rec_dir), "summary": str(Path(out) / f"{name}.json")}
-    elapsed = time.perf_counter() - t0
-    settings = {
-        "quick": quick,
-        "seeds": seed_list,
-        "bases": list(bases),
-        "models": models,
-        "imperfect_config": {k: v for k, v in grid[0].to_dict().items() if k not in ("base", "size", "error")} if grid else None,
-        "errors": sorted({c.error for c in grid}),
-        "learned_scale": ("quick" if quick else "cpu") if todo_learned or any(p["source"] == "learned" for p in points) else None,
-        "learned_steps": list(learned_steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS)),
-    }
+    paths = {"records": str(Path(out) / R.NAME), "summary": str(Path(out) / f"{name}.json")}
+    present = sorted({(p["base"], p["size"], p["source"]) for p in points})
     summary = {
         "study": "robustness",
         "settings": settings,
+        "present": [{"base": b, "size": z, "source": src} for b, z, src in present],
         "curve_points": [c.to_dict() for c in cps],
         "located": located,
         "points": points,
-        "ran": total,
+        "ran": ran,
         "resumed": resumed,
-        "elapsed_s": round(elapsed, 1),
+        "elapsed_s": round(elapsed_s, 1),
         "loadavg": list(os.getloadavg()),
         "environment": store.environment(),
     }
@@ -348,8 +359,10 @@ def run_robustness(
         json.dump(summary, fh, indent=1)
         fh.write("\n")
     os.replace(tmp, paths["summary"])
-    sub = f"{len(seed_list)} seed(s), T = {grid[0].length if grid else '-'}, imperfect oracle + learned networks ({settings['learned_scale']} scale)"
-    for base in bases:
+    seeds = settings.get("seeds") or []
+    length = (settings.get("imperfect_config") or {}).get("length", "-")
+    sub = f"{len(seeds)} seed(s), T = {length}, imperfect oracle + learned networks ({settings.get('learned_scale')} scale)"
+    for base in R.BASES:
         if any(c.base == base for c in cps):
             paths[f"plot-{base}"] = R.plot_curves(cps, str(Path(out) / f"{name}-{base}.png"), base, subtitle=sub)
-    return RobustnessResult(records, cps, located, paths, total, resumed, time.perf_counter() - t0)
+    return cps, located, paths
