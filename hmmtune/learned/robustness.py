@@ -239,7 +239,11 @@ def run_robustness(
             a minute).
         seeds: seeds 0..N-1 of the imperfect-oracle grid (default 2, quick 1); the learned
             points use seed 0.
-        bases, errors, sizes: restrict the grid (errors as ``PretrainingError`` labels).
+        bases: restrict the grid to these base experiments.
+        errors: restrict it to these errors (``PretrainingError`` labels).
+        sizes: ``{base: sizes}`` instead of the paper's.
+        learned_sizes: the learned points' exp1 sizes.
+        learned_steps: the pretraining steps where they are measured.
         learned: add the learned points (experiment 1 only).
         models: exp1's ``"paper"`` or ``"authors"`` models (the imperfect-oracle grid).
         out: results folder; records go to ``out/robustness/``, the summary to
