@@ -277,9 +277,64 @@ def _finish_sweep(run, bar) -> int:
 SWEEP_BYTES_PER_SEED = 4096
 
 
+def _reproduce_robustness(args) -> int:
+    """``reproduce robustness`` and ``reproduce exp1|exp2 --pretraining-error``: accuracy
+    against pretraining error (docs: robustness)."""
+    from tqdm import tqdm
+
+    from .learned.robustness import run_robustness
+    from .perturbed import PretrainingError
+
+    if args.truncate:
+        raise _CliError("--truncate is not an option of the robustness study")
+    if args.mode != "oracle":
+        raise _CliError("--pretraining-error and 'robustness' use imperfect oracles (and their own learned points); drop --mode")
+    errors = None
+    if args.pretraining_error:
+        errors = ["none"] + [PretrainingError.parse(e).label for e in args.pretraining_error.split(";") if e.strip()]
+    bases = ("exp1", "exp2") if args.experiment == "robustness" else (args.experiment,)
+    if args.models == "authors" and bases != ("exp1",):
+        raise _CliError("--models authors applies to exp1 only (the authors' generator for exp2 is not reproduced)")
+    bar = tqdm(total=None, unit="run", desc=f"{args.experiment} robustness", disable=args.no_progress or None)
+
+    def progress(done, total):
+        if bar.total is None:
+            bar.reset(total=total)
+        bar.update(1)
+
+    try:
+        result = run_robustness(
+            quick=args.quick,
+            seeds=args.seeds,
+            bases=bases,
+            errors=errors,
+            learned=args.experiment == "robustness" and not args.no_learned,
+            models=args.models,
+            out=args.out,
+            jobs=args.jobs,
+            progress=progress,
+            name=None if args.experiment == "robustness" else f"{args.experiment}-pretraining-error" + ("-quick" if args.quick else ""),
+        )
+    finally:
+        bar.close()
+    for row in result.located:
+        cross = ", ".join(f"{k} {'-' if v is None else f'{v:.3g}'}" for k, v in row["crossing_tv"].items())
+        learned = "" if row["learned_tv"] is None else f"; learned TV {row['learned_tv']:.3g}"
+        print(f"{row['base']} size {row['size']} {row['method']}: paper {row['published']}, ours {row['perfect']:.1f}; TV where our curves reach it: {cross}{learned}")
+    print(f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} in {result.elapsed_s:.1f} s")
+    for what, path in result.paths.items():
+        if what != "records":
+            print(f"{what}: {path}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     if args.seeds:
         limits.check_memory(f"--seeds {args.seeds}", float(args.seeds) * SWEEP_BYTES_PER_SEED)
+    if args.experiment == "robustness" or args.pretraining_error:
+        return _reproduce_robustness(args)
+    if args.models != "paper" and (args.experiment != "exp1" or args.mode != "oracle"):
+        raise _CliError("--models authors applies to exp1 in oracle mode")
     if getattr(args, "mode", "oracle") == "learned":
         return _reproduce_learned(args)
     from tqdm import tqdm
@@ -298,17 +353,23 @@ def cmd_reproduce(args) -> int:
         rec = p.record
         bar.set_postfix_str(f"{rec['key'].rsplit('-', 1)[0]}{' (stored)' if p.resumed else ''}")
 
+    extra = {}
+    if args.models == "authors":  # the authors' own HMMs and tasks; summaries in OUT/authors/
+        from .experiments import exp1
+
+        extra = {"configs": exp1.configs(quick=args.quick, truncate=args.truncate, models="authors")}
     return _finish_sweep(
         lambda: run_sweep(
             args.experiment,
             seeds=args.seeds,
             quick=args.quick,
-            truncate=args.truncate,
-            out=args.out,
+            truncate=args.truncate and not extra,
+            out=str(Path(args.out) / ("authors-truncated" if args.truncate else "authors")) if extra else args.out,
             jobs=args.jobs,
             progress=progress,
             executor=args.executor,
             ray_address=args.ray_address,
+            **extra,
         ),
         bar,
     )
@@ -426,8 +487,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "experiment",
-        choices=["exp1", "exp2"],
-        help="exp1: head vs prompt tuning on the paper's random HMMs; exp2: memory HMM + attention head vs vanilla HMM + linear head",
+        choices=["exp1", "exp2", "robustness"],
+        help="exp1: head vs prompt tuning on the paper's random HMMs; exp2: memory HMM + attention head vs vanilla HMM + linear head; robustness: accuracy against pretraining error (docs: robustness)",
     )
     p.add_argument("--seeds", type=_positive("--seeds"), default=None, metavar="N", help="seeds 0..N-1 (default: the paper's, 20 for exp1 and 5 for exp2; 3 / 2 with --quick)")
     p.add_argument("--quick", action="store_true", help="small splits and short inputs: the same models, in seconds")
@@ -441,6 +502,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["cpu", "paper"], default="cpu", help="learned mode: cpu (default, minutes) or paper (BERT-base, needs --device cuda)")
     p.add_argument("--device", default=None, metavar="DEV", help="learned mode: torch device of the network, e.g. cuda")
     p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N", help="learned mode: torch CPU threads (default: 1 on the CPU, where the small tensors gain nothing from more)")
+    # pretraining error and the authors' models (docs: robustness)
+    p.add_argument(
+        "--models",
+        choices=["paper", "authors"],
+        default="paper",
+        help="exp1: paper (default) = our draws of the paper's random HMMs and tasks; authors = the authors' own "
+        "(their seeds 1..20 for our seeds 0..19, their task retries); summaries go to OUT/authors/",
+    )
+    p.add_argument(
+        "--pretraining-error",
+        metavar="SPEC[;SPEC...]",
+        default=None,
+        help="run exp1/exp2 on imperfect oracles: SPEC is NAME=VALUE[,NAME=VALUE] with NAME in initial, transition, "
+        "emission, all (row TV of the misspecified model), noise (additive noise weight on G), context (tokens read); "
+        "e.g. 'emission=0.1;noise=0.3' (default: none; 'robustness' runs the whole grid)",
+    )
+    p.add_argument("--no-learned", action="store_true", help="robustness: skip the learned networks (imperfect oracles only)")
     p.set_defaults(func=cmd_reproduce)
     _add_contract_options(parser, sub)
     return parser

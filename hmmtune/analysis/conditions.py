@@ -24,6 +24,7 @@ from ..models.hmm import HMM
 from ..models.io import format_entry
 from ..oracle import OracleMLM
 from . import graph as _graph
+from .adversarial import adversarial_head_check
 from .certificates import all_inputs, best_linear_accuracy, exact_mask_posterior, linear_separability
 from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, least_squares, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
@@ -295,6 +296,7 @@ def head_condition(
         if ties
         else ""
     )
+    adversarial = adversarial_head_check(scores, Bh, G, eps_star)
     out.append(
         Condition(
             "head: task in row space of W",
@@ -302,7 +304,8 @@ def head_condition(
             method,
             f"W^T b = mu has a solution: the head b reproduces F* with the same margins; "
             f"it tolerates a pretraining error eps* = gamma/||b||_inf = {eps_star:.3g} (gamma = {gamma:.3g} on {num_inputs} inputs)"
-            + tie_note,
+            + tie_note
+            + _adversarial_phrase(adversarial),
             {
                 "head": [_fmt_vec(b) for b in heads],
                 "gamma": gamma,
@@ -313,10 +316,24 @@ def head_condition(
                 "agreement": agree,
                 "num_inputs": num_inputs,
                 "length": length,
+                "adversarial": adversarial,
             },
         )
     )
     return out
+
+
+def _adversarial_phrase(adv: dict) -> str:
+    """The head row's summary of :func:`adversarial_head_check`."""
+    if adv["within"]["eps"] is None:
+        return ""
+    tight = "tight" if adv["tight"] else f"slack x{adv['slack']:.3g}" if adv["slack"] else "not attained"
+    dist = adv["distribution"]["ratio_to_eps_star"]
+    return (
+        f"; worst-case G' checked: {adv['within']['flips']} labels change within eps*, "
+        f"{adv['above']['flips']} just above ({tight})"
+        + (f"; keeping G' a distribution, labels first change at {dist:.3g} eps*" if dist else "")
+    )
 
 
 def _check_task_shape(task: TaskSpec, m: int) -> None:

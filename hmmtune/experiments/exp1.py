@@ -28,7 +28,14 @@ from ..models.generators import paper_hmm
 from ..oracle import MaskMessages, OracleMLM
 from ..tuning.heads import fit_head
 from ..tuning.prompts import fit_prompt
-from ..tuning.tasks import MIN_CLASS_FRACTION, LinearTask, balanced_paper_task, sample_inputs
+from ..tuning.tasks import (
+    MIN_CLASS_FRACTION,
+    LinearTask,
+    authors_label_posterior,
+    balanced_authors_task,
+    balanced_paper_task,
+    sample_inputs,
+)
 
 __all__ = [
     "NAME",
@@ -79,6 +86,10 @@ class Exp1Config:
             ``x_1..x_prompt_input_length`` (labels use all T tokens).
         min_class_fraction, max_redraws: minority-class rejection of the task.
         method, max_iter, l2: optimiser settings for both probes.
+        models: ``"paper"`` (default): our own draws of the paper's random HMMs and tasks;
+            ``"authors"``: the authors' own HMMs and tasks (:func:`hmmtune.paper_hmm` with
+            ``source="authors"``), sweep seed ``s`` = the authors' seed ``s + 1`` (they
+            used 1..20), the task re-drawn with their retry seeds.
     """
 
     num_states: int
@@ -96,6 +107,11 @@ class Exp1Config:
     method: str = "lbfgs"
     max_iter: int = 1000
     l2: float = 0.0
+    models: str = "paper"
+
+    def __post_init__(self):
+        if self.models not in ("paper", "authors"):
+            raise ValueError(f"models must be 'paper' or 'authors', got {self.models!r}")
 
     @property
     def x(self) -> int:
@@ -104,10 +120,13 @@ class Exp1Config:
 
     @property
     def label(self) -> str:
-        return f"m{self.num_states}"
+        return f"m{self.num_states}" + ("-authors" if self.models == "authors" else "")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["models"] == "paper":  # keeps the records (and hashes) of earlier sweeps valid
+            del d["models"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Exp1Config":
@@ -154,6 +173,8 @@ class Exp1Setup(NamedTuple):
 
 def make_model(config: Exp1Config, seed: int):
     """The random HMM of one (configuration, seed)."""
+    if config.models == "authors":
+        return paper_hmm(config.num_states, config.num_tokens, seed=int(seed) + 1, source="authors")
     return paper_hmm(config.num_states, config.num_tokens, seed=derived_seed(seed, config, 1))
 
 
@@ -164,13 +185,18 @@ def build(config: Exp1Config, seed: int) -> Exp1Setup:
     total = config.num_train + config.num_val + config.num_test
     tokens = sample_inputs(model, total, config.length, seed=derived_seed(seed, config, 2))
     posterior = oracle.mask_posterior(tokens)
-    task, frac = balanced_paper_task(
-        config.num_states,
-        derived_seed(seed, config, 3),
-        posterior,
-        min_fraction=config.min_class_fraction,
-        max_redraws=config.max_redraws,
-    )
+    if config.models == "authors":
+        task, frac = balanced_authors_task(
+            config.num_states, int(seed) + 1, posterior, min_fraction=config.min_class_fraction, max_redraws=config.max_redraws
+        )
+    else:
+        task, frac = balanced_paper_task(
+            config.num_states,
+            derived_seed(seed, config, 3),
+            posterior,
+            min_fraction=config.min_class_fraction,
+            max_redraws=config.max_redraws,
+        )
     a, b = config.num_train, config.num_train + config.num_val
     splits = (slice(0, a), slice(a, b), slice(b, total))
     return Exp1Setup(model, oracle, task, tokens, posterior, task.labels(posterior), splits, frac)
@@ -224,6 +250,9 @@ def run(config: Exp1Config, seed: int) -> dict:
 
     scores = s.task.scores(s.posterior)
     mu_p = scores[:, 1] - scores[:, 0]
+    # The authors' labels use transmat @ P(H_1 | x) instead of P(H_0 | x): how many differ.
+    authors_post = authors_label_posterior(s.model, s.tokens)
+    authors_labels = s.task.labels(authors_post)
     return {
         "head": head,
         "prompt": prompt,
@@ -233,6 +262,8 @@ def run(config: Exp1Config, seed: int) -> dict:
             "minority_fraction": s.minority_fraction,
             "tie_fraction": float((mu_p == 0).double().mean()),
             "median_margin": float(mu_p.abs().median()),
+            "authors_convention_flips": float((authors_labels != s.labels).double().mean()),
+            "authors_convention_tv_max": float(0.5 * (authors_post - s.posterior).abs().sum(-1).max()),
         },
     }
 

@@ -11,7 +11,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the static view for type checkers and the API docs
-    from .generators import dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
+    from .generators import authors_hmm_arrays, authors_task_weights, dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
     from .hmm import HMM, MAX_CHUNK_ELEMENTS
     from .inference import BackwardResult, ForwardResult, ZeroProbabilityError, emission_likelihoods, hmm_backward, hmm_backward_scaled, hmm_forward, hmm_masked_posterior, hmm_posterior, hmm_start_backward
     from .io import ModelFileError, load_model
@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # the static view for type checkers and the API docs
 
 #: public name -> the submodule that defines it (imported on first access)
 _EXPORTS = {
+    "authors_hmm_arrays": ".generators",
+    "authors_task_weights": ".generators",
     "dirichlet_hmm": ".generators",
     "paper_hmm": ".generators",
     "paper_memory_hmm": ".generators",

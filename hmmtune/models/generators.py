@@ -9,7 +9,7 @@ from . import arguments, limits
 from .hmm import HMM
 from .memory import MemoryHMM
 
-__all__ = ["paper_hmm", "dirichlet_hmm", "permutation_mixture", "paper_memory_hmm", "paper_vanilla_control"]
+__all__ = ["paper_hmm", "authors_hmm_arrays", "authors_task_weights", "dirichlet_hmm", "permutation_mixture", "paper_memory_hmm", "paper_vanilla_control"]
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -56,9 +56,18 @@ def paper_hmm(
     emission_temp: float = 0.01,
     start_temp: float = 10.0,
     seed=None,
+    source: str = "hmmtune",
     **kwargs,
 ) -> HMM:
     """The random HMM of the paper's experiments (docs/theory.md, "The paper's experiments").
+
+    ``source="authors"`` reproduces the authors' own draws (their public
+    ``src/generate_data.py``): numpy's legacy ``RandomState(seed)`` (the same stream as
+    ``np.random.seed(seed)``), ``startprob``, the mixing weights, ``m`` permutation matrices
+    ``eye(m)[permutation(m)]`` in turn, ``transmat = sum_k w_k P_k`` (not renormalised), then
+    the emission rows, with the authors' order of floating-point operations, so the arrays are
+    equal to theirs bit for bit. Their experiment 1 used seeds 1..20. ``source="hmmtune"``
+    (default) draws from a ``numpy.random.Generator`` (the same law, other numbers).
 
     - ``initial = softmax((U - 0.5) / start_temp)`` over the states (nearly uniform);
     - ``transition`` = a mixture of ``num_states`` random permutation matrices with
@@ -75,12 +84,73 @@ def paper_hmm(
     for label, v in (("transition_temp", transition_temp), ("emission_temp", emission_temp), ("start_temp", start_temp)):
         _positive_real(label, v)
     _check_size(f"paper_hmm(num_states={num_states}, num_tokens={num_tokens})", num_states, num_tokens)
+    if source == "authors":
+        initial, transition, emission = authors_hmm_arrays(num_states, num_tokens, seed, transition_temp, emission_temp, start_temp)
+        kwargs.setdefault("name", f"paper_hmm(m={num_states}, n={num_tokens}, seed={seed}, source='authors')")
+        return HMM(initial, transition, emission, **kwargs)
+    if source != "hmmtune":
+        raise ValueError(f"source must be 'hmmtune' or 'authors', got {source!r}")
     rng = _rng(seed)
     initial = _softmax((rng.random(num_states) - 0.5) / start_temp)
     transition = permutation_mixture(num_states, transition_temp, rng)
     emission = _softmax((rng.random((num_states, num_tokens)) - 0.5) / emission_temp)
     kwargs.setdefault("name", f"paper_hmm(m={num_states}, n={num_tokens}, seed={seed if not isinstance(seed, np.random.Generator) else 'rng'})")
     return HMM(initial, transition, emission, **kwargs)
+
+
+def _authors_softmax(x: np.ndarray, temp: float, axis=None) -> np.ndarray:
+    """The authors' softmax, with their order of operations (divide, subtract the max)."""
+    x = x / temp
+    if axis is None:
+        x = x - np.amax(x)
+        return np.exp(x) / np.sum(np.exp(x))
+    x = x - np.expand_dims(np.amax(x, axis=axis), axis=axis)
+    return np.exp(x) / np.expand_dims(np.sum(np.exp(x), axis=axis), axis=axis)
+
+
+def _legacy_seed(seed, what: str) -> int:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+        raise ValueError(f"{what}: the authors' draws need an integer seed in [0, 2**32) for numpy's legacy RandomState, got {seed!r}")
+    return int(seed)
+
+
+def authors_hmm_arrays(
+    num_states: int,
+    num_tokens: int = 10,
+    seed: int = 1,
+    transition_temp: float = 0.01,
+    emission_temp: float = 0.01,
+    start_temp: float = 10.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(startprob (m,), transmat (m, m), emissionprob (m, n))`` as the authors draw them
+    (see :func:`paper_hmm` with ``source="authors"``), float64 numpy arrays."""
+    rs = np.random.RandomState(_legacy_seed(seed, "paper_hmm(source='authors')"))
+    m = int(num_states)
+    startprob = _authors_softmax(rs.rand(m) - 0.5, start_temp)
+    mixing = _authors_softmax(rs.rand(m) - 0.5, transition_temp)[:, np.newaxis, np.newaxis]
+    perms = [np.eye(m)[rs.permutation(m)] for _ in range(m)]
+    transmat = np.sum(mixing * perms, axis=0)
+    emission = _authors_softmax(rs.rand(m, num_tokens) - 0.5, emission_temp, axis=1)
+    return startprob, transmat, emission
+
+
+def authors_task_weights(num_states: int, seed: int, attempt: int = 0, num_classes: int = 2, num_nonzero: int = 6) -> np.ndarray:
+    """The authors' downstream task weights ``(num_classes, num_states)``.
+
+    Their script reseeds numpy's legacy global generator with the downstream seed, draws
+    ``idx = choice(C * m, size=6)`` (with replacement) and ``weights[idx] = randn(6)``, and
+    reshapes to (C, m). The downstream seed is the HMM's seed on the first attempt
+    (``attempt=0``) and the attempt number ``1, 2, ...`` on the retries of their runner
+    (``scripts/run_exps_seed.sh``), which re-draws the task when fine-tuning fails.
+    """
+    if not isinstance(attempt, (int, np.integer)) or attempt < 0:
+        raise ValueError(f"attempt must be a nonnegative integer, got {attempt!r}")
+    downstream_seed = _legacy_seed(seed, "authors_task_weights") if attempt == 0 else int(attempt)
+    rs = np.random.RandomState(downstream_seed)
+    w = np.zeros(num_classes * num_states)
+    idx = rs.choice(len(w), size=num_nonzero)
+    w[idx] = rs.randn(len(idx))
+    return w.reshape((num_classes, num_states))
 
 
 def dirichlet_hmm(

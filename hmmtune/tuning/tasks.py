@@ -34,6 +34,9 @@ __all__ = [
     "LabelledInputs",
     "paper_task",
     "balanced_paper_task",
+    "authors_task",
+    "balanced_authors_task",
+    "authors_label_posterior",
     "check_balance",
     "sample_inputs",
     "label_inputs",
@@ -251,6 +254,60 @@ def balanced_paper_task(
         last.counts,
         max_redraws,
     )
+
+
+def authors_task(num_states: int, seed: int, attempt: int = 0) -> LinearTask:
+    """The authors' own task for their HMM seed ``seed`` (binary, 6 random entries).
+
+    Equal to their draws (:func:`hmmtune.models.authors_task_weights`): numpy's legacy
+    generator reseeded with the downstream seed, which is ``seed`` on the first attempt and
+    ``attempt`` (1, 2, ...) on their runner's retries. ``task.redraw`` is ``attempt``.
+    """
+    from ..models.generators import authors_task_weights
+
+    w = authors_task_weights(num_states, seed, attempt)
+    name = f"authors_task(m={num_states}, seed={seed}, attempt={attempt})"
+    return LinearTask(torch.from_numpy(w), name=name, redraw=int(attempt))
+
+
+def balanced_authors_task(
+    num_states: int,
+    seed: int,
+    posterior: Tensor,
+    *,
+    min_fraction: float = MIN_CLASS_FRACTION,
+    max_redraws: int = 20,
+) -> tuple[LinearTask, float]:
+    """The first of ``authors_task(..., attempt=a)``, a = 0, 1, ..., ``max_redraws``
+    whose labels on ``posterior`` pass :func:`check_balance` (the authors retried up to 20
+    times when fine-tuning failed; this uses the minority-class rule instead)."""
+    last = None
+    for a in range(max_redraws + 1):
+        task = authors_task(num_states, seed, a)
+        try:
+            return task, check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=a)
+        except ImbalancedTaskError as exc:
+            last = exc
+    raise ImbalancedTaskError(
+        f"none of {max_redraws + 1} authors' task draws for seed {seed} has a minority class of at least {min_fraction:.0%}",
+        last.fraction,
+        last.counts,
+        max_redraws,
+    )
+
+
+def authors_label_posterior(model: Any, tokens: Tensor) -> Tensor:
+    """The authors' stand-in for ``P(H_0 | x)``: ``transmat @ P(H_1 | x_1..x_T)``, where
+    ``P(H_1 | x)`` is hmmlearn's smoothed posterior of the first token's state with prior
+    ``initial`` (their ``predict_proba(x)[0]``). (B, m).
+
+    It equals the exact mask posterior (:meth:`hmmtune.OracleMLM.mask_posterior`, prior
+    ``initial`` on ``H_0``, ``initial @ transition`` on ``H_1``) when ``initial`` is uniform
+    and ``transition`` doubly stochastic (docs/theory.md, "The paper's experiments");
+    the authors' models are only nearly so, and labels near the threshold can differ.
+    """
+    p1 = model.posterior(tokens)[:, 0, :]
+    return p1 @ model.transition.T
 
 
 class LabelledInputs(NamedTuple):

@@ -1,0 +1,75 @@
+"""The robustness study at quick scale: records, curves, located points, plots, resume, CLI."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from hmmtune.cli import main
+from hmmtune.experiments import exp1
+from hmmtune.experiments import robustness as R
+from hmmtune.learned.robustness import run_robustness
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rob")
+    return out, run_robustness(quick=True, out=out)
+
+
+def test_quick_study_writes_curves_plots_and_locates_published_points(quick_study):
+    out, res = quick_study
+    summary = json.loads((out / "robustness-quick.json").read_text())
+    assert (out / "robustness-quick-exp1.png").stat().st_size > 0
+    assert (out / "robustness-quick-exp2.png").stat().st_size > 0
+    kinds = {c["kind"] for c in summary["curve_points"]}
+    assert {"none", "emission", "noise", "context", "learned"} <= kinds
+    for c in summary["curve_points"]:
+        assert 0.0 <= c["tv_mean"] <= c["tv_worst"] <= 1.0 + 1e-12
+        assert 0.0 <= c["accuracy"] <= 100.0
+        if c["kind"] == "none":
+            assert c["tv_worst"] == 0.0
+    # emission perturbations at row TV d: the measured TV of G grows with d
+    e = {c["error"]: c["tv_mean"] for c in summary["curve_points"] if c["base"] == "exp1" and c["size"] == 10 and c["method"] == "head"}
+    assert 0 < e["emission=0.03"] < e["emission=0.3"]
+    learned = [c for c in summary["curve_points"] if c["source"] == "learned"]
+    assert len(learned) == 2 * len(summary["settings"]["learned_steps"])  # head and prompt at each stop
+    assert summary["located"] and all(r["published"] is not None for r in summary["located"])
+    row = next(r for r in summary["located"] if r["base"] == "exp1" and r["size"] == 4 and r["method"] == "head")
+    assert row["learned_tv"] == pytest.approx(max(learned, key=lambda c: int(c["error"].split("=")[1]))["tv_mean"])
+
+
+def test_resume_runs_nothing(quick_study):
+    out, first = quick_study
+    again = run_robustness(quick=True, out=out)
+    assert again.ran == 0 and again.resumed == len(first.records)
+
+
+def test_error_free_point_equals_experiment_1():
+    cfg = R.RobustnessConfig("exp1", 8, "none", length=24, num_train=200, num_val=50, num_test=200, max_iter=40, prompt_tokens=3)
+    ours = R.run(cfg, 1)
+    ref = exp1.run(exp1.Exp1Config(8, length=24, num_train=200, num_val=50, num_test=200, max_iter=40, prompt_tokens=3), 1)
+    assert ours["head"]["test"] == ref["head"]["test"]
+    assert ours["head"]["tv_mean"] == 0.0
+
+
+def test_crossing_interpolates_in_log_tv():
+    tvs = np.array([1e-3, 1e-2, 1e-1])
+    accs = np.array([100.0, 90.0, 70.0])
+    assert R._crossing(tvs, accs, 80.0) == pytest.approx(math.sqrt(1e-2 * 1e-1))
+    assert R._crossing(tvs, accs, 60.0) is None
+    assert R._crossing(tvs, accs, 100.0) == pytest.approx(1e-3)
+
+
+def test_cli_pretraining_error_and_models(tmp_path, capsys):
+    assert main(["reproduce", "exp1", "--pretraining-error", "noise=0.6", "--quick", "--no-progress", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "exp1 size 10 head: paper 79.7" in text
+    assert (tmp_path / "exp1-pretraining-error-quick.json").exists()
+    assert main(["reproduce", "exp1", "--pretraining-error", "emision=0.1", "--quick", "--out", str(tmp_path)]) == 2
+    assert "unknown part 'emision'" in capsys.readouterr().err
+    assert main(["reproduce", "exp2", "--models", "authors", "--quick", "--out", str(tmp_path)]) == 2
+    assert main(["reproduce", "exp1", "--models", "authors", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
+    rec = json.loads(next((tmp_path / "authors" / "exp1").glob("m4-authors-seed0-*.json")).read_text())
+    assert rec["config"]["models"] == "authors" and "authors_convention_flips" in rec["results"]["task"]
