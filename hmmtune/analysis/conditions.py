@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flint
+import networkx as nx
 import numpy as np
 import sympy
 import torch
@@ -27,6 +28,8 @@ from . import graph as _graph
 from .certificates import all_inputs, best_linear_accuracy, exact_mask_posterior, linear_separability
 from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, least_squares, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
+
+nx_desc = nx.descendants
 
 __all__ = [
     "Condition",
@@ -466,6 +469,43 @@ def prompt_condition(
             return exact_rank(_cols(Wex, cols)) == len(cols)
         return numerical_rank(W[:, cols], tol)[0] == len(cols)
 
+    # Exact pruning (docs/theory.md, "Reachable prompt supports"). A support only grows
+    # with D (S = Succ(D)) and a matrix with dependent columns keeps them when columns are
+    # added, so: (1) if W[:, R] has dependent columns no support S >= R works, for any
+    # prompt; (2) a state d whose own successor set has dependent columns (for example two
+    # states with identical emission columns) can never be in D; (3) if the usable states
+    # reachable at any depth cannot cover R, no prompt of any length works. Any of these
+    # settles the question exactly, whatever the size of the search.
+    reachable = frozenset(start).union(*(nx_desc(G, s) for s in start))
+    succ_rank_ok: dict[int, bool] = {}
+
+    def usable(d: int) -> bool:
+        if d not in succ_rank_ok:
+            Sd = _graph.successors(G, [d])
+            succ_rank_ok[d] = bool(Sd) and full_rank(Sd)
+        return succ_rank_ok[d]
+
+    pruned = sorted(d for d in reachable if set(G.successors(d)) & R and not usable(d))
+    good = frozenset(reachable) - frozenset(pruned)
+    mode = "exact" if exact else (f"tolerance tau={tau:g}" if tau > 0 else "numerical")
+    reason = None
+    if R and not full_rank(frozenset(R)):
+        reason = f"rank W[:, R] < |R| = {len(R)} for R = {sorted(R)}: no support containing R has independent columns"
+    elif R and not R <= _graph.successors(G, [d for d in good if set(G.successors(d)) & R]):
+        uncovered = sorted(R - _graph.successors(G, [d for d in good if set(G.successors(d)) & R]))
+        reason = (
+            f"states {uncovered} of R are successors only of states whose own successor set has dependent columns of W "
+            f"({len(pruned)} such state(s) pruned, e.g. two successors with identical emission columns) or of no reachable state"
+        )
+    if reason is not None:
+        return Condition(
+            "prompt: Theorem P support",
+            False,
+            mode + " (pruning)",
+            f"no prompt of any length: {reason}",
+            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": True, "pruned_states": pruned, "reason": reason},
+        )
+
     seen_layers: list[frozenset[int]] = []
     layer = frozenset(start)
     searched_exact = True
@@ -476,7 +516,7 @@ def prompt_condition(
             definitive = True  # layers repeat: longer prompts reach no new supports
             break
         seen_layers.append(layer)
-        pairs, was_exact = _graph.candidate_supports(G, layer, R, exact_limit)
+        pairs, was_exact = _graph.candidate_supports(G, layer & good, R, exact_limit)
         searched_exact &= was_exact
         for D, S in pairs:
             if full_rank(S):
@@ -487,20 +527,22 @@ def prompt_condition(
         layer = _graph.successors(G, layer)
     else:
         definitive = layer in seen_layers
-    mode = "exact" if exact else (f"tolerance tau={tau:g}" if tau > 0 else "numerical")
     if found is None:
         if definitive and searched_exact:
-            expl = "no prompt of any length reaches a support S covering R with independent columns of W"
-            holds = False
+            expl = (
+                f"no prompt of any length: the reachable layers repeat after {len(seen_layers)} step(s), so longer prompts "
+                f"reach no new support, and no support reached covers R = {sorted(R)} with independent columns of W"
+            )
         else:
-            expl = f"no prompt of length <= {max_prompt_length} found" + ("" if searched_exact else " (greedy search)")
-            holds = False
+            expl = f"no prompt of length <= {max_prompt_length} found" + (
+                "" if searched_exact else f" (greedy search over {len(good)} usable states; a longer or cleverer prompt may exist)"
+            )
         return Condition(
             "prompt: Theorem P support",
-            holds,
+            False,
             mode + ("" if searched_exact else ", heuristic search"),
             expl,
-            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": definitive and searched_exact},
+            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": definitive and searched_exact, "pruned_states": pruned},
         )
     k, D, S = found
     chain = _prompt_chain(G, start, D, k)
