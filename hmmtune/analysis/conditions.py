@@ -41,6 +41,7 @@ __all__ = [
     "Evidence",
     "evidence",
     "task_margin",
+    "tolerance_certificate",
 ]
 
 
@@ -603,11 +604,19 @@ def prompt_condition(
         "prior_mass_outside_support": prior_leak,
         "max_posterior_mass_outside_support": post_leak,
     }
+    cert = None
+    if tau > 0:
+        cert = tolerance_certificate(model, np.asarray([float(v) for v in r]), Scols, Bh, msgs.backward.detach().double().cpu().numpy(), labels)
+        certified = cert["certified"] & clear
+        witness["certificate"] = {k_: v for k_, v in cert.items() if k_ not in ("certified", "bound")}
+        witness["certificate"]["max_bound_on_sampled_inputs"] = float(cert["bound"][possible].max()) if possible.any() else 0.0
+        witness["certificate"]["num_certified"] = int(certified.sum())
+        witness["certificate"]["num_clear"] = int(clear.sum())
     if exact:
         holds, how = True, "exact" + ("" if searched_exact else "; greedy support search (a smaller support may exist)")
     elif tau > 0:
-        holds = bool(agree == 1.0)
-        how = f"tolerance tau={tau:g}; verified empirically on {num_inputs} inputs"
+        holds = bool(clear.any() and certified.sum() == clear.sum())
+        how = f"tolerance tau={tau:g}; leak bound checked on each of {num_inputs} sampled inputs of length {length}"
     else:
         holds, how = True, "numerical" + ("" if searched_exact else ", heuristic search")
     verified = (
@@ -616,17 +625,105 @@ def prompt_condition(
         else f"all {num_inputs} sampled inputs are ties (mu . p_0 = 0), nothing to verify"
     )
     where = f"a {k}-token prompt restricts the mask's state to S = {Scols} (covers R = {sorted(R)}), where W has independent columns"
-    if holds:
+    if holds and tau > 0:
+        expl = f"{where} at tau={tau:g}: prompt tuning recovers F* on every one of the {int(clear.sum())} non-tie sampled inputs of length {length}, each certified by the leak bound; {verified}"
+    elif holds:
         expl = f"{where}: prompt tuning recovers F*; {verified}"
     else:
         expl = (
-            f"{where} at tau={tau:g}, but the true model leaks: the witness (u, b) fails verification; {verified}"
+            f"{where} at tau={tau:g}, but the true model leaks: the leak bound certifies the witness on "
+            f"{int(certified.sum())} of {int(clear.sum())} non-tie sampled inputs; {verified}"
         )
     if tau > 0:
+        ub = cert["uniform_bound"]
         expl += (
-            f"; largest prompted posterior mass outside S on the sampled inputs {post_leak:.2g}"
-            f" (prior mass outside S {prior_leak:.2g})"
+            f"; prior mass outside S {prior_leak:.2g}, proven bound on the prompted posterior mass outside S "
+            f"at most {witness['certificate']['max_bound_on_sampled_inputs']:.2g} on these inputs (largest actual {post_leak:.2g})"
+            + (
+                f"; for EVERY input of any length it is at most {ub:.2g} (uniform bound)"
+                if ub is not None and ub < 1
+                else "; no uniform bound over all inputs (some state outside S reaches a state that S does not)"
+            )
         )
+    return Condition("prompt: Theorem P support", holds, how, expl, witness)
+
+
+#: relative safety factor for float64 rounding in the leak bound (docs/theorems.md, "Theorem P")
+_ROUNDING = 1e-9
+
+
+def tolerance_certificate(model: HMM, prior, support, heads, backward, labels) -> dict:
+    """Bounds on the prompted posterior mass outside ``S`` in tolerance mode (docs/theory.md,
+    "Tolerance mode"), and which inputs they certify.
+
+    With the true prompted prior ``r`` (mass ``l = sum_{h not in S} r_h`` outside S) and the
+    backward messages ``beta_h(x) = P(x | H_0 = h)``, the prompted posterior mass outside S
+    satisfies ``q/(1-q) = sum_out r_h beta_h / sum_S r_h beta_h <= l max_out beta_h(x) / Z_S(x) = rho(x)``
+    (the leak times the input's likelihood ratio). Uniformly: with ``kappa`` the largest
+    ``A[h, j] / sum_{h' in S} (r_h'/(1-l)) A[h', j]`` over ``h`` outside S and ``A[h, j] > 0``,
+    ``beta_h <= kappa sum_S (r_h'/(1-l)) beta_h'`` for every input of every length, so
+    ``q/(1-q) <= l kappa / (1-l)`` (None when some denominator is 0: no uniform bound).
+
+    An input is certified when, for its label ``y`` and every other class ``c``, the
+    margin of the witness head restricted to S, ``sum_S p~_h (W^T (b_y - b_c))_h`` with
+    ``p~`` the posterior renormalised on S, exceeds ``rho(x) max_{h not in S} |(W^T (b_y - b_c))_h|``:
+    then no posterior mass outside S below the bound can flip the prediction. The float64
+    quantities are inflated by a relative ``1e-9`` for rounding (the recursions have
+    ``T + k`` steps, far below that).
+
+    Args:
+        prior: (m,) the true prompted prior ``r(u)``.
+        support: S.
+        heads: (C-1, n) witness head rows (class c's weights minus class 0's).
+        backward: (B, m) backward messages (any positive scale per row).
+        labels: (B,) the task's labels.
+
+    Returns:
+        dict with ``bound`` (B,) upper bounds on q(x), ``certified`` (B,) bool,
+        ``prior_leak``, ``uniform_bound`` (bound on q for every input, or None), ``kappa``.
+    """
+    r = np.asarray(prior, dtype=float)
+    m = r.shape[0]
+    S = sorted(int(h) for h in support)
+    out = sorted(set(range(m)) - set(S))
+    beta = np.asarray(backward, dtype=float)
+    leak = float(r[out].sum()) if out else 0.0
+    ZS = beta[:, S] @ r[S]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(ZS > 0, leak * (beta[:, out].max(1) if out else 0.0) / np.where(ZS > 0, ZS, 1.0), np.inf)
+    rho = rho * (1 + _ROUNDING)
+    bound = np.where(np.isfinite(rho), rho / (1 + rho), 1.0)
+    # uniform bound from the transition rows
+    A = model.transition.detach().double().cpu().numpy()
+    kappa = 0.0
+    if out and leak > 0:
+        mix = (r[S] / r[S].sum()) @ A[S]  # (m,) S's mixture of next-state laws
+        for h in out:
+            pos = A[h] > 0
+            if (mix[pos] <= 0).any():
+                kappa = float("inf")
+                break
+            kappa = max(kappa, float((A[h][pos] / mix[pos]).max()))
+    uniform = None
+    if np.isfinite(kappa):
+        ru = leak * kappa / max(1 - leak, 1e-300) * (1 + _ROUNDING)
+        uniform = float(ru / (1 + ru))
+    # certification per input
+    W = model.emission.detach().double().cpu().numpy().T  # (n, m)
+    Bfull = np.vstack([np.zeros((1, W.shape[0])), np.asarray(heads, dtype=float)])  # (C, n)
+    Cst = Bfull @ W  # (C, m): W^T b_c as rows
+    y = np.asarray(labels)
+    pS = beta[:, S] * r[S]
+    pS = pS / np.where(pS.sum(1, keepdims=True) > 0, pS.sum(1, keepdims=True), 1.0)
+    ok = np.isfinite(rho)
+    for c in range(Cst.shape[0]):
+        d = Cst[y] - Cst[c]  # (B, m): label's row minus class c's
+        margin = (pS * d[:, S]).sum(1)
+        worst = np.abs(d[:, out]).max(1) if out else np.zeros(len(y))
+        scale = np.abs(d).max(1) + 1.0
+        this = (y == c) | (margin > np.where(np.isfinite(rho), rho, 0.0) * worst + _ROUNDING * scale)
+        ok &= this
+    return {"bound": bound, "certified": ok, "prior_leak": leak, "uniform_bound": uniform, "kappa": kappa if np.isfinite(kappa) else None}
     return Condition("prompt: Theorem P support", holds, how, expl, witness)
 
 
