@@ -667,9 +667,11 @@ def tolerance_certificate(model: HMM, prior, support, heads, backward, labels) -
     An input is certified when, for its label ``y`` and every other class ``c``, the
     margin of the witness head restricted to S, ``sum_S p~_h (W^T (b_y - b_c))_h`` with
     ``p~`` the posterior renormalised on S, exceeds ``rho(x) max_{h not in S} |(W^T (b_y - b_c))_h|``:
-    then no posterior mass outside S below the bound can flip the prediction. The float64
-    quantities are inflated by a relative ``1e-9`` for rounding (the recursions have
-    ``T + k`` steps, far below that).
+    then no posterior mass outside S below the bound can flip the prediction. Rounding:
+    ``rho`` is inflated by a relative ``1e-9`` and the margin must also exceed ``1e-9``
+    times ``sum_S p~_h |(W^T (b_y - b_c))_h|`` (float64 recursions of ``T + k`` steps
+    err by far less), so the certificate is rigorous up to that stated slack, not exact
+    rational arithmetic.
 
     Args:
         prior: (m,) the true prompted prior ``r(u)``.
@@ -720,7 +722,7 @@ def tolerance_certificate(model: HMM, prior, support, heads, backward, labels) -
         d = Cst[y] - Cst[c]  # (B, m): label's row minus class c's
         margin = (pS * d[:, S]).sum(1)
         worst = np.abs(d[:, out]).max(1) if out else np.zeros(len(y))
-        scale = np.abs(d).max(1) + 1.0
+        scale = (pS * np.abs(d[:, S])).sum(1)  # rounding in the margin is relative to this sum
         this = (y == c) | (margin > np.where(np.isfinite(rho), rho, 0.0) * worst + _ROUNDING * scale)
         ok &= this
     return {"bound": bound, "certified": ok, "prior_leak": leak, "uniform_bound": uniform, "kappa": kappa if np.isfinite(kappa) else None}
