@@ -97,6 +97,8 @@ def check(
             T = certificate_length or default_certificate_length(model.num_tokens, max_inputs)
             settings["certificate_length"] = T
             conds.append(C.head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
+            if T != length:  # also the inputs the rest of the report uses (issue 12, item 8b)
+                conds.append(C.head_certificate(model, spec, length=length, num_samples=num_inputs, seed=seed, sampled=True))
         prompt = C.prompt_condition(
             model,
             spec,
