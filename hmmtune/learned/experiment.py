@@ -627,8 +627,8 @@ def run_learned(
             pretraining checkpoints), table / summary / plot at
             ``out/<experiment>-learned-<scale>.{md,json,png}``.
         threads: torch intra-op threads during the sweep (restored after). None: 1 when
-            the network runs on the CPU (its tensors are small: on two shared cores one
-            thread ran a CPU-scale step in 26 ms, two threads in 53 ms), torch's default
+            the network runs on the CPU (its tensors are small, so more threads mostly
+            add synchronisation), torch's default
             otherwise.
         progress: called with a :class:`LearnedProgress` after every run.
         show_progress: tqdm bars inside each run (pretraining, prompt tuning).
