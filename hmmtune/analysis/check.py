@@ -114,7 +114,7 @@ def check(
         conds.append(prompt)
         support = prompt.witness.get("support") if prompt.holds else None
     if getattr(model, "parameters", None):
-        conds += C.parametric_conditions(model, support)
+        conds += C.parametric_conditions(model, support, spec)
     shape = {"num_states": model.num_states, "num_tokens": model.num_tokens}
     return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings)
 

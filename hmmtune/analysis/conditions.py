@@ -969,7 +969,7 @@ def _rank_at(M, point: dict) -> int:
     return int(N.applyfunc(sympy.nsimplify).rank(simplify=True))
 
 
-def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[Condition]:
+def parametric_conditions(model: HMM, support: list[int] | None = None, task: Any = None) -> list[Condition]:
     """Degeneracy loci of the rank conditions of a parametric model (THEORY 4-5).
 
     For ``W`` (and ``W[:, S]`` for a prompt support S) the rank is below the number of
@@ -1024,7 +1024,132 @@ def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[
         if checks:
             text += " (confirmed: " + ", ".join(checks) + ")"
         out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
+    task = as_task_spec(task)
+    if task is not None and task.exact is not None and task.cell is None and task.dim == model.num_states:
+        out.append(_task_locus(model, task, params, out[0].witness))
+    out += _graph_loci(model, params)
     return out
+
+
+def _in_row_space(Wn: sympy.Matrix, diffs: list) -> bool:
+    """Every task row is in the row space of the (numeric, exact) ``Wn`` (n x m):
+    ``rank [W^T | mu] = rank W^T``."""
+    r = Wn.rank(simplify=True)
+    return all(Wn.T.row_join(sympy.Matrix(row)).rank(simplify=True) == r for row in diffs)
+
+
+def _task_locus(model: HMM, task: TaskSpec, params: dict, head_witness: dict) -> Condition:
+    """Parameter values where the task leaves the row space of W (docs/theory.md,
+    "Theorem H (head tuning)").
+
+    With ``rank W = m`` every task is in the row space, so the task condition can only fail
+    on the locus of ``rank W = m``. For one parameter that locus is a finite set or an
+    interval; each of its points is checked exactly. Where W is rank-deficient for every
+    value, the generic rank of ``[W^T | mu]`` against ``W^T`` decides (sympy, with
+    simplification), and the verdict is confirmed at two rational points.
+    """
+    W = model.symbolic["emission"].T
+    diffs = [list(r) for r in task.differences(exact=True)]
+    name = "parametric: locus of head: task in row space of W"
+    witness: dict[str, Any] = {"task_rows": [[format_entry(v) for v in r] for r in diffs]}
+    checks = []
+
+    def at(point):
+        return _in_row_space(W.subs(point), diffs)
+
+    generic_full = W.rank(simplify=True) == W.cols
+    if generic_full:
+        pts = []
+        locus = head_witness.get("locus")
+        if len(params) == 1:
+            (p,) = params.values()
+            gram = sympy.factor((W.T * W).det())
+            sol = sympy.solveset(gram, p["symbol"], domain=sympy.Interval(p["min"], p["max"]))
+            if isinstance(sol, sympy.FiniteSet):
+                pts = sorted(sol, key=float)
+                fails = [v for v in pts if not at({p["symbol"]: v})]
+                witness["locus"] = str(sympy.FiniteSet(*fails)) if fails else "EmptySet"
+                text = (
+                    f"the task is in the row space of W for every {p['symbol']} in [{p['min']}, {p['max']}]"
+                    + (f" except {p['symbol']} in {sympy.FiniteSet(*fails)}" if fails else "")
+                    + " (W has full column rank off the points "
+                    + f"{sympy.FiniteSet(*pts) if pts else 'of no locus'}; each locus point checked exactly)"
+                )
+                off = next((c for c in _candidates(p) if c not in sol), None)
+                for v in ([fails[0]] if fails else []) + ([off] if off is not None else []):
+                    ok = at({p["symbol"]: v})
+                    checks.append(f"{'in' if ok else 'NOT in'} the row space at {p['symbol']} = {v}")
+                    witness.setdefault("confirmed", []).append({"point": f"{p['symbol']} = {v}", "in_row_space": ok})
+            else:
+                text = f"the task is in the row space of W wherever rank W = m; W degenerates on {locus or sol}, not checked point by point"
+        else:
+            inside, outside = _points_on_and_off(sympy.factor((W.T * W).det()), params)
+            text = "the task is in the row space of W wherever det(W^T W) != 0 (full column rank)"
+            for pt in (inside, outside):
+                if pt is not None:
+                    ok = at(pt)
+                    checks.append(f"{'in' if ok else 'NOT in'} the row space at {_pt(pt)}")
+                    witness.setdefault("confirmed", []).append({"point": _pt(pt), "in_row_space": ok})
+    else:
+        r = W.rank(simplify=True)
+        gen = all(W.T.row_join(sympy.Matrix(row)).rank(simplify=True) == r for row in diffs)
+        witness["generic_rank"] = r
+        witness["generic_in_row_space"] = gen
+        text = (
+            f"W has rank {r} < m = {W.cols} for every parameter value; generically the task is "
+            + ("in its row space" if gen else "NOT in its row space")
+            + " (symbolic ranks; special values where the ranks drop are not enumerated)"
+        )
+        base = {p["symbol"]: p["value"] for p in params.values()}
+        pts = [base]
+        for q in params.values():
+            for c in _candidates(q):
+                if c != q["value"]:
+                    pts.append({**base, q["symbol"]: c})
+                    break
+            break
+        for pt in pts:
+            ok = at(pt)
+            checks.append(f"{'in' if ok else 'NOT in'} the row space at {_pt(pt)}")
+            witness.setdefault("confirmed", []).append({"point": _pt(pt), "in_row_space": ok})
+    if checks:
+        text += " (confirmed: " + ", ".join(checks) + ")"
+    return Condition(name, None, "symbolic (sympy)", text, witness, counts=False)
+
+
+def _graph_loci(model: HMM, params: dict) -> list[Condition]:
+    """Parameter values where an initial or transition entry vanishes, which changes the
+    transition graph and hence the supports a prompt can reach (docs/theory.md,
+    "Reachable prompt supports"). One condition listing them, or nothing when every
+    such entry is constant."""
+    sym = model.symbolic
+    hits = []
+    for key in ("initial", "transition"):
+        M = sym[key]
+        for idx in range(len(M)):
+            e = M[idx]
+            if not getattr(e, "free_symbols", None):
+                continue
+            expr, sol, note = _locus(e, params)
+            if note == "everywhere":
+                continue
+            where = f"{key}[{idx // M.cols}, {idx % M.cols}]" if key == "transition" else f"initial[{idx}]"
+            hits.append((where, str(expr), str(sol) if sol is not None else f"{expr} = 0"))
+    if not hits:
+        return []
+    text = "the transition graph (and so the prompt supports of Theorem P) changes where " + "; ".join(
+        f"{w} = 0 ({loc})" for w, _, loc in hits
+    ) + "; off these values the graph, hence the prompt verdict's support search, is the one at the model's value"
+    return [
+        Condition(
+            "parametric: locus of prompt: transition graph",
+            None,
+            "symbolic (sympy)",
+            text,
+            {"entries": [{"entry": w, "expression": e, "zero_set": loc} for w, e, loc in hits]},
+            counts=False,
+        )
+    ]
 
 
 def _pt(point: dict) -> str:
