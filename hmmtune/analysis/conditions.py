@@ -29,8 +29,6 @@ from .certificates import all_inputs, best_linear_accuracy_detail, exact_mask_po
 from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, least_squares, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
 
-nx_desc = nx.descendants
-
 __all__ = [
     "Condition",
     "head_condition",
@@ -486,7 +484,7 @@ def prompt_condition(
     # states with identical emission columns) can never be in D; (3) if the usable states
     # reachable at any depth cannot cover R, no prompt of any length works. Any of these
     # settles the question exactly, whatever the size of the search.
-    reachable = frozenset(start).union(*(nx_desc(G, s) for s in start))
+    reachable = frozenset(start).union(*(nx.descendants(G, s) for s in start))
     succ_rank_ok: dict[int, bool] = {}
 
     def usable(d: int) -> bool:
