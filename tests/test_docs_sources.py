@@ -104,7 +104,6 @@ PENDING = {
     "benchmarks.md": "issue 11 re-measures these figures with their JSON",
     "benchmarks-check.md": "issue 11 re-measures these figures with their JSON",
     "learned.md": "bench/learned_cpu.py is running",
-    "memory.md": "bench/bench_memory.py is running",
 }
 
 
