@@ -279,7 +279,7 @@ class BestAccuracy:
         if self.proven_optimal:
             return f"the best linear head reaches {100 * self.accuracy:.1f}% (MILP, proven optimal)"
         how = "the MILP stopped at its node limit" if self.method.startswith("MILP") else "hinge-loss LP heuristic"
-        up = f"; no linear head exceeds {100 * self.upper_bound:.1f}% (MILP dual bound)" if self.upper_bound is not None else ""
+        up = f"; no linear head with margin >= 1e-4 exceeds {100 * self.upper_bound:.1f}% (MILP dual bound)" if self.upper_bound is not None else ""
         return f"a linear head found by search reaches {100 * self.accuracy:.1f}%: a LOWER BOUND on the best ({how}{up})"
 
     def to_dict(self) -> dict:
