@@ -103,7 +103,6 @@ PENDING = {
     "reproducing.md": "needs `python bench/bench_experiments.py --jobs 2 --json docs/figures/reproduce-bench.json` (and --truncate) on a quiet machine",
     "benchmarks.md": "issue 11 re-measures these figures with their JSON",
     "benchmarks-check.md": "issue 11 re-measures these figures with their JSON",
-    "learned.md": "the CPU experiment 2 table needs `python bench/learned_cpu.py exp2 --json docs/figures/learned-exp2-cpu.json` (about 5 minutes on a quiet machine)",
 }
 
 
