@@ -69,9 +69,10 @@ def main() -> None:
     ap.add_argument("--truncate", action="store_true", help="exp1 with the authors' input truncation")
     ap.add_argument("--only", choices=["exp1", "exp2"], default=None)
     ap.add_argument("--no-verdicts", action="store_true")
+    ap.add_argument("--json", metavar="FILE", help="also write the report (bench.json) to FILE, e.g. docs/figures/reproduce-bench.json")
     args = ap.parse_args()
     out = Path(args.out or f"results/bench-{time.strftime('%Y%m%d-%H%M%S')}")
-    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "jobs": args.jobs, "experiments": {}}
+    report = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "jobs": args.jobs, "loadavg_start": os.getloadavg(), "experiments": {}}
     md = [f"# Experiments benchmark\n\n{os.cpu_count()} CPUs, {args.jobs} worker processes, out: {out}\n"]
     for exp in ("exp1", "exp2"):
         if args.only and exp != args.only:
@@ -98,6 +99,9 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "bench.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (out / "bench.md").write_text("\n".join(md))
+    report["loadavg_end"] = os.getloadavg()
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
 
 

@@ -11,10 +11,11 @@ Three ways to compute the same numbers:
    ``hmm_forward`` (stores every position's messages, as ``HMM.log_prob`` does), and the
    same message-free loop as (1) on the flattened chain (the like-for-like comparison).
 3. Pyro: ``TraceEnum_ELBO.compute_marginals`` of the memory sites of ``MemoryHMM.model``.
-   It is slow and grows faster than linearly in T, so it runs on a subset of the sequences
-   at two shorter lengths; the script prints the measured times, the growth exponent in T,
-   and two extrapolations to the full size: linear in B and T (a lower bound) and
-   power-law in T.
+   It is slow, so by default it runs on a grid of smaller batch sizes and lengths; the
+   script prints every measured time, fits ``t = a B^alpha T^beta`` by least squares on
+   the logs, prints the fit (coefficients, R^2, worst residual) and the full-size
+   ESTIMATE it gives (not a bound: the growth in T steepens with T). ``--pyro-full``
+   measures the full size directly instead (minutes).
 
 With ``--posteriors`` it also times the smoothed posteriors P(Z_t | x) (forward-backward
 with stored messages) against ``HMM.posterior`` of the flattened model.
@@ -23,8 +24,9 @@ It checks that the methods agree, then prints times and ratios.
 
 Usage::
 
-    python bench/bench_memory.py                 # N=2, V=5, S=4, T=512, B=1000
-    python bench/bench_memory.py --device cuda --pyro-sequences 20
+    python bench/bench_memory.py --json docs/figures/memory-bench-cpu.json   # N=2, V=5, S=4, T=512, B=1000
+    python bench/bench_memory.py --pyro-full      # Pyro measured at the full size (minutes)
+    python bench/bench_memory.py --device cuda
 """
 
 from __future__ import annotations
@@ -112,8 +114,10 @@ def main(argv=None):
     p.add_argument("--tokens", type=int, default=10)
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--sequences", type=int, default=1000)
-    p.add_argument("--pyro-sequences", type=int, default=4, help="subset of sequences for Pyro (at least 2)")
-    p.add_argument("--pyro-length", type=int, default=64, help="longest length measured for Pyro (also half of it)")
+    p.add_argument("--pyro-batches", type=int, nargs="+", default=[2, 16, 64], help="batch sizes of the Pyro grid (at least 2)")
+    p.add_argument("--pyro-lengths", type=int, nargs="+", default=[32, 64, 128], help="lengths of the Pyro grid")
+    p.add_argument("--pyro-full", action="store_true", help="measure Pyro directly at the full size (minutes) instead of fitting")
+    p.add_argument("--json", metavar="FILE", help="also write the figures and the Pyro fit as JSON")
     p.add_argument("--posteriors", action="store_true", help="also time smoothed posteriors P(Z_t | x)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--flat-chunk", type=int, default=100, help="sequences per chunk on the flattened path")
@@ -146,24 +150,65 @@ def main(argv=None):
         rows.append(("MemoryHMM.posterior P(Z_t|x)", t_post, None, ""))
         rows.append(("flattened HMM.posterior", t_fpost, (post - fz).abs().max().item(), f"  ({t_fpost / t_post:.1f} x MemoryHMM.posterior)"))
 
-    Bp = max(2, min(args.pyro_sequences, B))  # Pyro's compute_marginals fails on a plate of size 1
-    T2 = min(args.pyro_length, T)
-    T1 = max(1, T2 // 2)
-    t1, _ = best_of(lambda: pyro_memory_posterior(model, x[:Bp, :T1]), 1, args.device)
-    t2, pyro_post = best_of(lambda: pyro_memory_posterior(model, x[:Bp, :T2]), 1, args.device)
-    err_pyro = (model.memory_posterior(x[:Bp, :T2]) - pyro_post).abs().max().item()
-    k = float(np.log(t2 / t1) / np.log(T2 / T1)) if T2 > T1 else 1.0
-    linear = t2 * (B / Bp) * (T / T2)
-    power = t2 * (B / Bp) * (T / T2) ** max(k, 1.0)
-    rows.append(("Pyro TraceEnum compute_marginals", linear, err_pyro,
-                 f"  (measured {t1:.2f} s at T={T1}, {t2:.2f} s at T={T2} on B={Bp}: time ~ T^{k:.1f}; "
-                 f"linear extrapolation shown, a lower bound; power law gives {power:,.0f} s = {power / t_ours:,.0f} x ours)"
-                 if (Bp, T2) != (B, T) else ""))
+    # Pyro: measured on a grid of batch sizes and lengths, then a power law
+    # t = a * B^alpha * T^beta fitted by least squares on the logs (shown), which gives the
+    # full-size estimate; --pyro-full measures the full size directly instead.
+    pyro = {"grid": [], "fit": None, "full_measured_s": None}
+    if args.pyro_full:
+        t_full, pyro_post = best_of(lambda: pyro_memory_posterior(model, x), 1, args.device)
+        err_pyro = (ours - pyro_post).abs().max().item()
+        pyro["full_measured_s"] = t_full
+        rows.append(("Pyro TraceEnum compute_marginals", t_full, err_pyro, "  (measured directly at the full size)"))
+    else:
+        grid = [(b, t) for b in args.pyro_batches for t in args.pyro_lengths if b <= B and t <= T]
+        for b, t in grid:
+            tb, pyro_post = best_of(lambda: pyro_memory_posterior(model, x[:b, :t]), 1, args.device)
+            err = (model.memory_posterior(x[:b, :t]) - pyro_post).abs().max().item()
+            pyro["grid"].append({"B": b, "T": t, "seconds": tb, "max_abs_diff": err})
+            print(f"  Pyro measured: B={b:5d} T={t:4d}: {tb:8.3f} s (max |diff| to ours {err:.1e})")
+        lb = np.log([g["B"] for g in pyro["grid"]])
+        lt = np.log([g["T"] for g in pyro["grid"]])
+        ly = np.log([g["seconds"] for g in pyro["grid"]])
+        X = np.stack([np.ones_like(lb), lb, lt], 1)
+        coef, *_ = np.linalg.lstsq(X, ly, rcond=None)
+        pred = X @ coef
+        r2 = 1 - float(((ly - pred) ** 2).sum() / max(((ly - ly.mean()) ** 2).sum(), 1e-300))
+        est = float(np.exp(coef[0] + coef[1] * np.log(B) + coef[2] * np.log(T)))
+        pyro["fit"] = {
+            "model": "t = a * B^alpha * T^beta (least squares on logs)",
+            "a": float(np.exp(coef[0])),
+            "alpha": float(coef[1]),
+            "beta": float(coef[2]),
+            "r2": r2,
+            "max_rel_residual": float(np.abs(np.exp(ly - pred) - 1).max()),
+            "estimate_full_s": est,
+            "longest_T_measured": int(max(g["T"] for g in pyro["grid"])),
+        }
+        print(f"  fit: t = {np.exp(coef[0]):.3g} * B^{coef[1]:.2f} * T^{coef[2]:.2f} (R^2 {r2:.3f}, worst residual "
+              f"{100 * pyro['fit']['max_rel_residual']:.0f}%): at B={B}, T={T} about {est:,.0f} s")
+        err_pyro = max(g["max_abs_diff"] for g in pyro["grid"])
+        rows.append(("Pyro TraceEnum compute_marginals", est, err_pyro,
+                     f"  (ESTIMATE from the fitted power law, measured up to T={pyro['fit']['longest_T_measured']}: not a bound)"))
 
     print(f"{'method':<36}{'time (s)':>12}{'vs ours':>10}{'max |diff|':>12}")
     for label, t, err, note in rows:
         ratio = t / t_ours
         print(f"{label:<36}{t:>12.3f}{ratio:>10,.1f}{'-' if err is None else f'{err:.1e}':>12}{note}")
+    if args.json:
+        import json
+        import os
+
+        data = {
+            "script": "bench/bench_memory.py",
+            "args": vars(args),
+            "device": name,
+            "torch": torch.__version__,
+            "loadavg": os.getloadavg(),
+            "rows": [{"method": lbl, "seconds": t, "vs_ours": t / t_ours, "max_abs_diff": err, "note": note.strip()} for lbl, t, err, note in rows],
+            "pyro": pyro,
+        }
+        with open(args.json, "w") as f:
+            json.dump(data, f, indent=1)
     return 0
 
 

@@ -31,6 +31,8 @@ __all__ = [
     "exact_mask_posterior",
     "all_inputs",
     "best_linear_accuracy",
+    "BestAccuracy",
+    "best_linear_accuracy_detail",
 ]
 
 
@@ -225,10 +227,24 @@ def best_linear_accuracy(
     Returns:
         ``(accuracy, proven_optimal)``; not optimal when a limit stopped HiGHS.
     """
+    acc, opt, _ = _best_binary_impl(G=features, y=labels, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    return acc, opt
+
+
+def _best_binary_impl(
+    G: np.ndarray,
+    y: np.ndarray,
+    *,
+    margin: float = 1e-4,
+    node_limit: int = 200,
+    time_limit: float = 60.0,
+    max_milp_inputs: int = 300,
+):
+    """Implementation of :func:`best_linear_accuracy`; also returns the solver result."""
     Bounds, LinearConstraint, linprog, milp = (_scipy(k) for k in ("Bounds", "LinearConstraint", "linprog", "milp"))
 
-    G = np.asarray(features, dtype=np.float64)
-    y = np.asarray(labels).astype(int)
+    G = np.asarray(G, dtype=np.float64)
+    y = np.asarray(y).astype(int)
     key = np.hstack([np.round(G, 12), y[:, None]])
     uniq, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     Gu, yu = uniq[:, :-1], uniq[:, -1].astype(int)
@@ -242,9 +258,9 @@ def best_linear_accuracy(
         with _solver_output_silenced():
             res = linprog(cost, A_ub=A_ub, b_ub=-np.ones(K), bounds=bounds, method="highs")
         if res.x is None:
-            return float("nan"), False
+            return float("nan"), False, None
         b, c = res.x[:n], res.x[n]
-        return float(((G @ b + c >= 0).astype(int) == y).mean()), False
+        return float(((G @ b + c >= 0).astype(int) == y).mean()), False, None
     c_obj = np.concatenate([np.zeros(n + 1), counts.astype(float)])
     A = np.hstack([s[:, None] * Gu, s[:, None], 3.0 * np.eye(K)])
     cons = LinearConstraint(A, lb=np.full(K, margin), ub=np.full(K, np.inf))
@@ -254,7 +270,147 @@ def best_linear_accuracy(
     with _solver_output_silenced():
         res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"node_limit": node_limit, "time_limit": time_limit, "disp": False})
     if res.x is None:
-        return float("nan"), False
+        return float("nan"), False, res
     b, c = res.x[:n], res.x[n]
     acc = float(((G @ b + c >= 0).astype(int) == y).mean())
-    return acc, res.status == 0
+    return acc, res.status == 0, res
+
+
+@dataclass
+class BestAccuracy:
+    """The best linear head's accuracy on a finite input set, with what is proven.
+
+    Attributes:
+        accuracy: accuracy of a concrete head found (measured directly on the inputs).
+        proven_optimal: the mixed-integer program finished, so no linear head does better
+            (up to the margin caveat of :func:`best_linear_accuracy`).
+        upper_bound: an accuracy no linear head exceeds (from the MILP's dual bound), or
+            None when unknown (the hinge-loss heuristic gives none).
+        method: ``"MILP, proven optimal"``, ``"MILP stopped at its node limit: a lower
+            bound"`` or ``"hinge-loss LP heuristic: a lower bound"``.
+    """
+
+    accuracy: float
+    proven_optimal: bool
+    upper_bound: float | None
+    method: str
+
+    def describe(self) -> str:
+        """One phrase for a report's text."""
+        if self.accuracy != self.accuracy:
+            return "the best linear accuracy could not be computed"
+        if self.proven_optimal:
+            return f"the best linear head reaches {100 * self.accuracy:.1f}% (MILP, proven optimal)"
+        how = "the MILP stopped at its node limit" if self.method.startswith("MILP") else "hinge-loss LP heuristic"
+        up = f"; no linear head with margin >= 1e-4 exceeds {100 * self.upper_bound:.1f}% (MILP dual bound)" if self.upper_bound is not None else ""
+        return f"a linear head found by search reaches {100 * self.accuracy:.1f}%: a LOWER BOUND on the best ({how}{up})"
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "proven_optimal": self.proven_optimal, "upper_bound": self.upper_bound, "method": self.method}
+
+
+def best_linear_accuracy_detail(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    margin: float = 1e-4,
+    node_limit: int = 200,
+    time_limit: float = 60.0,
+    max_milp_inputs: int = 300,
+) -> BestAccuracy:
+    """Best accuracy of a linear head ``argmax_c (w_c . G + c_c)`` for any number of
+    classes, with what is proven (see :class:`BestAccuracy`).
+
+    Two classes: :func:`best_linear_accuracy`'s program. ``C > 2`` classes: HiGHS
+    minimises the number of violated inputs subject to
+    ``(w_y - w_c) . G_x + (c_y - c_c) >= margin - 5 z_x`` for every class ``c != y_x``,
+    with ``w, c`` in [-1, 1] (features on the simplex keep the left side within 4) and
+    ``z_x`` binary; identical inputs are merged with weights. Above ``max_milp_inputs``
+    distinct inputs, the multiclass hinge-loss LP gives a head (a lower bound). The head
+    found is always evaluated directly on the inputs (ties count as errors).
+    """
+    Bounds, LinearConstraint, linprog, milp = (_scipy(k) for k in ("Bounds", "LinearConstraint", "linprog", "milp"))
+    G = np.asarray(features, dtype=np.float64)
+    y = np.asarray(labels).astype(int)
+    classes = sorted(set(y.tolist()))
+    if len(classes) <= 2:
+        yy = (y == classes[-1]).astype(int) if len(classes) == 2 else np.zeros_like(y)
+        if len(classes) < 2:
+            return BestAccuracy(1.0, True, 1.0, "one class: a constant head")
+        acc, opt, up = _binary_best(G, yy, margin, node_limit, time_limit, max_milp_inputs)
+        return BestAccuracy(acc, opt, up, _method(opt, up, len(np.unique(np.hstack([np.round(G, 12), yy[:, None]]), axis=0)) > max_milp_inputs))
+    idx = {c: i for i, c in enumerate(classes)}
+    yi = np.array([idx[v] for v in y.tolist()])
+    C = len(classes)
+    key = np.hstack([np.round(G, 12), yi[:, None]])
+    uniq, counts = np.unique(key, axis=0, return_counts=True)
+    Gu, yu = uniq[:, :-1], uniq[:, -1].astype(int)
+    K, n = Gu.shape
+    nv = C * n + C  # weights (C, n) row-major, then biases
+
+    def diff_row(x, a, c):
+        row = np.zeros(nv)
+        row[a * n:(a + 1) * n] += Gu[x]
+        row[c * n:(c + 1) * n] -= Gu[x]
+        row[C * n + a] += 1
+        row[C * n + c] -= 1
+        return row
+
+    pairs = [(x, c) for x in range(K) for c in range(C) if c != yu[x]]
+    D = np.array([diff_row(x, yu[x], c) for x, c in pairs])
+    xs = np.array([x for x, _ in pairs])
+    if K > max_milp_inputs:
+        # minimise counts . xi  s.t.  D theta + xi_x >= 1
+        A = np.hstack([D, np.eye(K)[xs]])
+        cost = np.concatenate([np.zeros(nv), counts.astype(float)])
+        bounds = [(-1e6, 1e6)] * nv + [(0, None)] * K
+        with _solver_output_silenced():
+            res = linprog(cost, A_ub=-A, b_ub=-np.ones(len(pairs)), bounds=bounds, method="highs")
+        if res.x is None:
+            return BestAccuracy(float("nan"), False, None, "hinge-loss LP heuristic: failed")
+        return BestAccuracy(_multi_acc(G, yi, res.x, C, n), False, None, _method(False, None, True))
+    A = np.hstack([D, 5.0 * np.eye(K)[xs]])
+    cons = LinearConstraint(A, lb=np.full(len(pairs), margin), ub=np.full(len(pairs), np.inf))
+    c_obj = np.concatenate([np.zeros(nv), counts.astype(float)])
+    lb = np.concatenate([-np.ones(nv), np.zeros(K)])
+    ub = np.concatenate([np.ones(nv), np.ones(K)])
+    integrality = np.concatenate([np.zeros(nv), np.ones(K)])
+    with _solver_output_silenced():
+        res = milp(c_obj, constraints=[cons], bounds=Bounds(lb, ub), integrality=integrality, options={"node_limit": node_limit, "time_limit": time_limit, "disp": False})
+    if res.x is None:
+        return BestAccuracy(float("nan"), False, None, "MILP found no head")
+    acc = _multi_acc(G, yi, res.x, C, n)
+    opt = res.status == 0
+    up = _dual_upper(res, len(y), opt, acc)
+    return BestAccuracy(acc, opt, up, _method(opt, up, False))
+
+
+def _multi_acc(G, yi, theta, C, n) -> float:
+    Wt = theta[: C * n].reshape(C, n)
+    b = theta[C * n: C * n + C]
+    S = G @ Wt.T + b
+    top = S.max(1, keepdims=True)
+    unique_top = (S == top).sum(1) == 1
+    return float(((S.argmax(1) == yi) & unique_top).mean())
+
+
+def _dual_upper(res, N, opt, acc):
+    if opt:
+        return acc
+    bound = getattr(res, "mip_dual_bound", None)
+    if bound is None or not np.isfinite(bound):
+        return None
+    return float(min(1.0, 1.0 - max(0.0, bound) / N))
+
+
+def _method(opt, up, heuristic) -> str:
+    if heuristic:
+        return "hinge-loss LP heuristic: a lower bound"
+    return "MILP, proven optimal" if opt else "MILP stopped at its node limit: a lower bound"
+
+
+def _binary_best(G, y, margin, node_limit, time_limit, max_milp_inputs):
+    """(accuracy, proven, upper bound) of :func:`best_linear_accuracy`'s program."""
+    acc, opt, res = _best_binary_impl(G, y, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    up = _dual_upper(res, len(y), opt, acc) if res is not None else None
+    return acc, opt, up

@@ -115,6 +115,8 @@ def check(
             T = certificate_length or default_certificate_length(model.num_tokens, max_inputs)
             settings["certificate_length"] = T
             conds.append(C.head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
+            if T != length:  # also the inputs the rest of the report uses (issue 12, item 8b)
+                conds.append(C.head_certificate(model, spec, length=length, num_samples=num_inputs, seed=seed, sampled=True))
         prompt = C.prompt_condition(
             model,
             spec,
@@ -132,7 +134,7 @@ def check(
         conds.append(prompt)
         support = prompt.witness.get("support") if prompt.holds else None
     if getattr(model, "parameters", None):
-        conds += C.parametric_conditions(model, support)
+        conds += C.parametric_conditions(model, support, spec)
     shape = {"num_states": model.num_states, "num_tokens": model.num_tokens}
     return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(require)
 

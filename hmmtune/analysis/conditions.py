@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import flint
+import networkx as nx
 import numpy as np
 import sympy
 import torch
@@ -25,7 +26,7 @@ from ..models.io import format_entry
 from ..oracle import OracleMLM
 from . import graph as _graph
 from .adversarial import adversarial_head_check
-from .certificates import all_inputs, best_linear_accuracy, exact_mask_posterior, linear_separability
+from .certificates import all_inputs, best_linear_accuracy_detail, exact_mask_posterior, linear_separability
 from .linalg import _fmpq_to_sympy, exact_min_norm_preimage, exact_rank, least_squares, numerical_rank, rank_facts, to_fmpq_mat
 from .task import TaskSpec, as_task_spec
 
@@ -39,6 +40,7 @@ __all__ = [
     "Evidence",
     "evidence",
     "task_margin",
+    "tolerance_certificate",
 ]
 
 
@@ -352,6 +354,7 @@ def head_certificate(
     num_samples: int = 2000,
     seed: int = 0,
     best_accuracy: bool = True,
+    sampled: bool = False,
 ) -> Condition:
     """Decide on concrete inputs whether ANY linear head reproduces the labels (docs/theory.md, "Theorem H (head tuning)").
 
@@ -360,12 +363,20 @@ def head_certificate(
     left out. For a multiclass task every pair of classes is tested; one inseparable pair
     proves that no linear head works. When infeasible the Farkas weights are returned
     with the inputs they rest on, verified exactly for exact models.
+
+    The verdict covers exactly the inputs it was computed on: "holds" means a head
+    separates those inputs (not inputs of other lengths); "does not hold" is a proof that
+    no head reproduces the labels on them. With ``sampled=True`` the inputs are always
+    ``num_samples`` sampled inputs of length ``length`` (the condition is then named
+    ``"head: LP certificate on sampled inputs"``), e.g. the length the rest of a report
+    uses when the exhaustive certificate had to use shorter inputs.
     """
+    cname = "head: LP certificate on sampled inputs" if sampled else "head: LP certificate on concrete inputs"
     task = as_task_spec(task)
     _check_task_shape(task, model.num_states)
     n, T = model.num_tokens, length
     oracle = OracleMLM(model)
-    if n**T <= max_inputs:
+    if n**T <= max_inputs and not sampled:
         X = _possible_inputs(model, all_inputs(n, T))  # drop inputs of probability zero
         how, pool = f"all {len(X)} possible inputs in [n]^T, T={T}", f"the {len(X)} possible inputs in [n]^T, T={T}"
     else:
@@ -399,9 +410,10 @@ def head_certificate(
 
             res = linear_separability(feats, y, exact_features=exact_feature if exact else None)
             if not res.separable:
-                acc = None
+                acc, best = None, None
                 if best_accuracy and len(X) <= 1000:
-                    acc, optimal = best_linear_accuracy(G, labels) if len(classes) == 2 else (None, False)
+                    best = best_linear_accuracy_detail(G, labels)
+                    acc = best.accuracy
                 weights = [
                     {"input": X[idx[i]].tolist(), "label": int(labels[idx[i]]), "weight": _fmt(w)}
                     for i, w in sorted(res.weights.items())
@@ -410,13 +422,10 @@ def head_certificate(
                     f"no linear head reproduces the labels on {how}: the Farkas weights put the classes' "
                     f"convex hulls in contact (certificate verified {res.verified})"
                 )
-                if acc is not None and acc == acc:  # not NaN
-                    if optimal:
-                        expl += f"; the best linear head reaches {100 * acc:.1f}% (MILP, proven optimal)"
-                    else:
-                        expl += f"; a linear head found by search reaches {100 * acc:.1f}% (a lower bound on the best)"
+                if best is not None and acc == acc:  # not NaN
+                    expl += "; " + best.describe()
                 return Condition(
-                    "head: LP certificate on concrete inputs",
+                    cname,
                     False,
                     f"LP (HiGHS) on {len(X)} inputs, certificate verified {res.verified}",
                     expl,
@@ -426,16 +435,18 @@ def head_certificate(
                         "verified": res.verified,
                         "residual": res.residual,
                         "best_accuracy": acc,
+                        "best_accuracy_detail": best.to_dict() if best is not None else None,
                         "num_inputs": int(len(X)),
                         "length": T,
+                        "exhaustive": not sampled and n**T <= max_inputs,
                     },
                 )
     return Condition(
-        "head: LP certificate on concrete inputs",
+        cname,
         True,
         f"LP (HiGHS) on {len(X)} inputs",
-        f"a linear head separates the labels on {how} (every pair of classes)",
-        {"num_inputs": int(len(X)), "length": T},
+        f"a linear head separates the labels on {how} (every pair of classes); this covers these inputs only",
+        {"num_inputs": int(len(X)), "length": T, "exhaustive": not sampled and n**T <= max_inputs},
     )
 
 
@@ -498,6 +509,43 @@ def prompt_condition(
             return exact_rank(_cols(Wex, cols)) == len(cols)
         return numerical_rank(W[:, cols], tol)[0] == len(cols)
 
+    # Exact pruning (docs/theory.md, "Reachable prompt supports"). A support only grows
+    # with D (S = Succ(D)) and a matrix with dependent columns keeps them when columns are
+    # added, so: (1) if W[:, R] has dependent columns no support S >= R works, for any
+    # prompt; (2) a state d whose own successor set has dependent columns (for example two
+    # states with identical emission columns) can never be in D; (3) if the usable states
+    # reachable at any depth cannot cover R, no prompt of any length works. Any of these
+    # settles the question exactly, whatever the size of the search.
+    reachable = frozenset(start).union(*(nx.descendants(G, s) for s in start))
+    succ_rank_ok: dict[int, bool] = {}
+
+    def usable(d: int) -> bool:
+        if d not in succ_rank_ok:
+            Sd = _graph.successors(G, [d])
+            succ_rank_ok[d] = bool(Sd) and full_rank(Sd)
+        return succ_rank_ok[d]
+
+    pruned = sorted(d for d in reachable if set(G.successors(d)) & R and not usable(d))
+    good = frozenset(reachable) - frozenset(pruned)
+    mode = "exact" if exact else (f"tolerance tau={tau:g}" if tau > 0 else "numerical")
+    reason = None
+    if R and not full_rank(frozenset(R)):
+        reason = f"rank W[:, R] < |R| = {len(R)} for R = {sorted(R)}: no support containing R has independent columns"
+    elif R and not R <= _graph.successors(G, [d for d in good if set(G.successors(d)) & R]):
+        uncovered = sorted(R - _graph.successors(G, [d for d in good if set(G.successors(d)) & R]))
+        reason = (
+            f"states {uncovered} of R are successors only of states whose own successor set has dependent columns of W "
+            f"({len(pruned)} such state(s) pruned, e.g. two successors with identical emission columns) or of no reachable state"
+        )
+    if reason is not None:
+        return Condition(
+            "prompt: Theorem P support",
+            False,
+            mode + " (pruning)",
+            f"no prompt of any length: {reason}",
+            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": True, "pruned_states": pruned, "reason": reason},
+        )
+
     seen_layers: list[frozenset[int]] = []
     layer = frozenset(start)
     searched_exact = True
@@ -508,7 +556,7 @@ def prompt_condition(
             definitive = True  # layers repeat: longer prompts reach no new supports
             break
         seen_layers.append(layer)
-        pairs, was_exact = _graph.candidate_supports(G, layer, R, exact_limit)
+        pairs, was_exact = _graph.candidate_supports(G, layer & good, R, exact_limit)
         searched_exact &= was_exact
         for D, S in pairs:
             if full_rank(S):
@@ -519,20 +567,22 @@ def prompt_condition(
         layer = _graph.successors(G, layer)
     else:
         definitive = layer in seen_layers
-    mode = "exact" if exact else (f"tolerance tau={tau:g}" if tau > 0 else "numerical")
     if found is None:
         if definitive and searched_exact:
-            expl = "no prompt of any length reaches a support S covering R with independent columns of W"
-            holds = False
+            expl = (
+                f"no prompt of any length: the reachable layers repeat after {len(seen_layers)} step(s), so longer prompts "
+                f"reach no new support, and no support reached covers R = {sorted(R)} with independent columns of W"
+            )
         else:
-            expl = f"no prompt of length <= {max_prompt_length} found" + ("" if searched_exact else " (greedy search)")
-            holds = False
+            expl = f"no prompt of length <= {max_prompt_length} found" + (
+                "" if searched_exact else f" (greedy search over {len(good)} usable states; a longer or cleverer prompt may exist)"
+            )
         return Condition(
             "prompt: Theorem P support",
-            holds,
+            False,
             mode + ("" if searched_exact else ", heuristic search"),
             expl,
-            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": definitive and searched_exact},
+            {"relevant_states": sorted(R), "max_prompt_length": max_prompt_length, "definitive": definitive and searched_exact, "pruned_states": pruned},
         )
     k, D, S = found
     chain = _prompt_chain(G, start, D, k)
@@ -593,11 +643,19 @@ def prompt_condition(
         "prior_mass_outside_support": prior_leak,
         "max_posterior_mass_outside_support": post_leak,
     }
+    cert = None
+    if tau > 0:
+        cert = tolerance_certificate(model, np.asarray([float(v) for v in r]), Scols, Bh, msgs.backward.detach().double().cpu().numpy(), labels)
+        certified = cert["certified"] & clear
+        witness["certificate"] = {k_: v for k_, v in cert.items() if k_ not in ("certified", "bound")}
+        witness["certificate"]["max_bound_on_sampled_inputs"] = float(cert["bound"][possible].max()) if possible.any() else 0.0
+        witness["certificate"]["num_certified"] = int(certified.sum())
+        witness["certificate"]["num_clear"] = int(clear.sum())
     if exact:
         holds, how = True, "exact" + ("" if searched_exact else "; greedy support search (a smaller support may exist)")
     elif tau > 0:
-        holds = bool(agree == 1.0)
-        how = f"tolerance tau={tau:g}; verified empirically on {num_inputs} inputs"
+        holds = bool(clear.any() and certified.sum() == clear.sum())
+        how = f"tolerance tau={tau:g}; leak bound checked on each of {num_inputs} sampled inputs of length {length}"
     else:
         holds, how = True, "numerical" + ("" if searched_exact else ", heuristic search")
     verified = (
@@ -606,18 +664,107 @@ def prompt_condition(
         else f"all {num_inputs} sampled inputs are ties (mu . p_0 = 0), nothing to verify"
     )
     where = f"a {k}-token prompt restricts the mask's state to S = {Scols} (covers R = {sorted(R)}), where W has independent columns"
-    if holds:
+    if holds and tau > 0:
+        expl = f"{where} at tau={tau:g}: prompt tuning recovers F* on every one of the {int(clear.sum())} non-tie sampled inputs of length {length}, each certified by the leak bound; {verified}"
+    elif holds:
         expl = f"{where}: prompt tuning recovers F*; {verified}"
     else:
         expl = (
-            f"{where} at tau={tau:g}, but the true model leaks: the witness (u, b) fails verification; {verified}"
+            f"{where} at tau={tau:g}, but the true model leaks: the leak bound certifies the witness on "
+            f"{int(certified.sum())} of {int(clear.sum())} non-tie sampled inputs; {verified}"
         )
     if tau > 0:
+        ub = cert["uniform_bound"]
         expl += (
-            f"; largest prompted posterior mass outside S on the sampled inputs {post_leak:.2g}"
-            f" (prior mass outside S {prior_leak:.2g})"
+            f"; prior mass outside S {prior_leak:.2g}, proven bound on the prompted posterior mass outside S "
+            f"at most {witness['certificate']['max_bound_on_sampled_inputs']:.2g} on these inputs (largest actual {post_leak:.2g})"
+            + (
+                f"; for EVERY input of any length it is at most {ub:.2g} (uniform bound)"
+                if ub is not None and ub < 1
+                else "; no uniform bound over all inputs (some state outside S reaches a state that S does not)"
+            )
         )
     return Condition("prompt: Theorem P support", holds, how, expl, witness)
+
+
+#: relative safety factor for float64 rounding in the leak bound (docs/theorems.md, "Theorem P")
+_ROUNDING = 1e-9
+
+
+def tolerance_certificate(model: HMM, prior, support, heads, backward, labels) -> dict:
+    """Bounds on the prompted posterior mass outside ``S`` in tolerance mode (docs/theory.md,
+    "Tolerance mode"), and which inputs they certify.
+
+    With the true prompted prior ``r`` (mass ``l = sum_{h not in S} r_h`` outside S) and the
+    backward messages ``beta_h(x) = P(x | H_0 = h)``, the prompted posterior mass outside S
+    satisfies ``q/(1-q) = sum_out r_h beta_h / sum_S r_h beta_h <= l max_out beta_h(x) / Z_S(x) = rho(x)``
+    (the leak times the input's likelihood ratio). Uniformly: with ``kappa`` the largest
+    ``A[h, j] / sum_{h' in S} (r_h'/(1-l)) A[h', j]`` over ``h`` outside S and ``A[h, j] > 0``,
+    ``beta_h <= kappa sum_S (r_h'/(1-l)) beta_h'`` for every input of every length, so
+    ``q/(1-q) <= l kappa / (1-l)`` (None when some denominator is 0: no uniform bound).
+
+    An input is certified when, for its label ``y`` and every other class ``c``, the
+    margin of the witness head restricted to S, ``sum_S p~_h (W^T (b_y - b_c))_h`` with
+    ``p~`` the posterior renormalised on S, exceeds ``rho(x) max_{h not in S} |(W^T (b_y - b_c))_h|``:
+    then no posterior mass outside S below the bound can flip the prediction. Rounding:
+    ``rho`` is inflated by a relative ``1e-9`` and the margin must also exceed ``1e-9``
+    times ``sum_S p~_h |(W^T (b_y - b_c))_h|`` (float64 recursions of ``T + k`` steps
+    err by far less), so the certificate is rigorous up to that stated slack, not exact
+    rational arithmetic.
+
+    Args:
+        prior: (m,) the true prompted prior ``r(u)``.
+        support: S.
+        heads: (C-1, n) witness head rows (class c's weights minus class 0's).
+        backward: (B, m) backward messages (any positive scale per row).
+        labels: (B,) the task's labels.
+
+    Returns:
+        dict with ``bound`` (B,) upper bounds on q(x), ``certified`` (B,) bool,
+        ``prior_leak``, ``uniform_bound`` (bound on q for every input, or None), ``kappa``.
+    """
+    r = np.asarray(prior, dtype=float)
+    m = r.shape[0]
+    S = sorted(int(h) for h in support)
+    out = sorted(set(range(m)) - set(S))
+    beta = np.asarray(backward, dtype=float)
+    leak = float(r[out].sum()) if out else 0.0
+    ZS = beta[:, S] @ r[S]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(ZS > 0, leak * (beta[:, out].max(1) if out else 0.0) / np.where(ZS > 0, ZS, 1.0), np.inf)
+    rho = rho * (1 + _ROUNDING)
+    bound = np.where(np.isfinite(rho), rho / (1 + rho), 1.0)
+    # uniform bound from the transition rows
+    A = model.transition.detach().double().cpu().numpy()
+    kappa = 0.0
+    if out and leak > 0:
+        mix = (r[S] / r[S].sum()) @ A[S]  # (m,) S's mixture of next-state laws
+        for h in out:
+            pos = A[h] > 0
+            if (mix[pos] <= 0).any():
+                kappa = float("inf")
+                break
+            kappa = max(kappa, float((A[h][pos] / mix[pos]).max()))
+    uniform = None
+    if np.isfinite(kappa):
+        ru = leak * kappa / max(1 - leak, 1e-300) * (1 + _ROUNDING)
+        uniform = float(ru / (1 + ru))
+    # certification per input
+    W = model.emission.detach().double().cpu().numpy().T  # (n, m)
+    Bfull = np.vstack([np.zeros((1, W.shape[0])), np.asarray(heads, dtype=float)])  # (C, n)
+    Cst = Bfull @ W  # (C, m): W^T b_c as rows
+    y = np.asarray(labels)
+    pS = beta[:, S] * r[S]
+    pS = pS / np.where(pS.sum(1, keepdims=True) > 0, pS.sum(1, keepdims=True), 1.0)
+    ok = np.isfinite(rho)
+    for c in range(Cst.shape[0]):
+        d = Cst[y] - Cst[c]  # (B, m): label's row minus class c's
+        margin = (pS * d[:, S]).sum(1)
+        worst = np.abs(d[:, out]).max(1) if out else np.zeros(len(y))
+        scale = (pS * np.abs(d[:, S])).sum(1)  # rounding in the margin is relative to this sum
+        this = (y == c) | (margin > np.where(np.isfinite(rho), rho, 0.0) * worst + _ROUNDING * scale)
+        ok &= this
+    return {"bound": bound, "certified": ok, "prior_leak": leak, "uniform_bound": uniform, "kappa": kappa if np.isfinite(kappa) else None}
 
 
 def _prompt_chain(G, start: frozenset[int], D: frozenset[int], k: int) -> list[frozenset[int]]:
@@ -851,7 +998,7 @@ def _rank_at(M, point: dict) -> int:
     return int(N.applyfunc(sympy.nsimplify).rank(simplify=True))
 
 
-def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[Condition]:
+def parametric_conditions(model: HMM, support: list[int] | None = None, task: Any = None) -> list[Condition]:
     """Degeneracy loci of the rank conditions of a parametric model (docs/theory.md, "Theorem H (head tuning)", "Theorem P (prompt tuning)").
 
     For ``W`` (and ``W[:, S]`` for a prompt support S) the rank is below the number of
@@ -906,7 +1053,132 @@ def parametric_conditions(model: HMM, support: list[int] | None = None) -> list[
         if checks:
             text += " (confirmed: " + ", ".join(checks) + ")"
         out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
+    task = as_task_spec(task)
+    if task is not None and task.exact is not None and task.cell is None and task.dim == model.num_states:
+        out.append(_task_locus(model, task, params, out[0].witness))
+    out += _graph_loci(model, params)
     return out
+
+
+def _in_row_space(Wn: sympy.Matrix, diffs: list) -> bool:
+    """Every task row is in the row space of the (numeric, exact) ``Wn`` (n x m):
+    ``rank [W^T | mu] = rank W^T``."""
+    r = Wn.rank(simplify=True)
+    return all(Wn.T.row_join(sympy.Matrix(row)).rank(simplify=True) == r for row in diffs)
+
+
+def _task_locus(model: HMM, task: TaskSpec, params: dict, head_witness: dict) -> Condition:
+    """Parameter values where the task leaves the row space of W (docs/theory.md,
+    "Theorem H (head tuning)").
+
+    With ``rank W = m`` every task is in the row space, so the task condition can only fail
+    on the locus of ``rank W = m``. For one parameter that locus is a finite set or an
+    interval; each of its points is checked exactly. Where W is rank-deficient for every
+    value, the generic rank of ``[W^T | mu]`` against ``W^T`` decides (sympy, with
+    simplification), and the verdict is confirmed at two rational points.
+    """
+    W = model.symbolic["emission"].T
+    diffs = [list(r) for r in task.differences(exact=True)]
+    name = "parametric: locus of head: task in row space of W"
+    witness: dict[str, Any] = {"task_rows": [[format_entry(v) for v in r] for r in diffs]}
+    checks = []
+
+    def at(point):
+        return _in_row_space(W.subs(point), diffs)
+
+    generic_full = W.rank(simplify=True) == W.cols
+    if generic_full:
+        pts = []
+        locus = head_witness.get("locus")
+        if len(params) == 1:
+            (p,) = params.values()
+            gram = sympy.factor((W.T * W).det())
+            sol = sympy.solveset(gram, p["symbol"], domain=sympy.Interval(p["min"], p["max"]))
+            if isinstance(sol, sympy.FiniteSet):
+                pts = sorted(sol, key=float)
+                fails = [v for v in pts if not at({p["symbol"]: v})]
+                witness["locus"] = str(sympy.FiniteSet(*fails)) if fails else "EmptySet"
+                text = (
+                    f"the task is in the row space of W for every {p['symbol']} in [{p['min']}, {p['max']}]"
+                    + (f" except {p['symbol']} in {sympy.FiniteSet(*fails)}" if fails else "")
+                    + " (W has full column rank off the points "
+                    + f"{sympy.FiniteSet(*pts) if pts else 'of no locus'}; each locus point checked exactly)"
+                )
+                off = next((c for c in _candidates(p) if c not in sol), None)
+                for v in ([fails[0]] if fails else []) + ([off] if off is not None else []):
+                    ok = at({p["symbol"]: v})
+                    checks.append(f"{'in' if ok else 'NOT in'} the row space at {p['symbol']} = {v}")
+                    witness.setdefault("confirmed", []).append({"point": f"{p['symbol']} = {v}", "in_row_space": ok})
+            else:
+                text = f"the task is in the row space of W wherever rank W = m; W degenerates on {locus or sol}, not checked point by point"
+        else:
+            inside, outside = _points_on_and_off(sympy.factor((W.T * W).det()), params)
+            text = "the task is in the row space of W wherever det(W^T W) != 0 (full column rank)"
+            for pt in (inside, outside):
+                if pt is not None:
+                    ok = at(pt)
+                    checks.append(f"{'in' if ok else 'NOT in'} the row space at {_pt(pt)}")
+                    witness.setdefault("confirmed", []).append({"point": _pt(pt), "in_row_space": ok})
+    else:
+        r = W.rank(simplify=True)
+        gen = all(W.T.row_join(sympy.Matrix(row)).rank(simplify=True) == r for row in diffs)
+        witness["generic_rank"] = r
+        witness["generic_in_row_space"] = gen
+        text = (
+            f"W has rank {r} < m = {W.cols} for every parameter value; generically the task is "
+            + ("in its row space" if gen else "NOT in its row space")
+            + " (symbolic ranks; special values where the ranks drop are not enumerated)"
+        )
+        base = {p["symbol"]: p["value"] for p in params.values()}
+        pts = [base]
+        for q in params.values():
+            for c in _candidates(q):
+                if c != q["value"]:
+                    pts.append({**base, q["symbol"]: c})
+                    break
+            break
+        for pt in pts:
+            ok = at(pt)
+            checks.append(f"{'in' if ok else 'NOT in'} the row space at {_pt(pt)}")
+            witness.setdefault("confirmed", []).append({"point": _pt(pt), "in_row_space": ok})
+    if checks:
+        text += " (confirmed: " + ", ".join(checks) + ")"
+    return Condition(name, None, "symbolic (sympy)", text, witness, counts=False)
+
+
+def _graph_loci(model: HMM, params: dict) -> list[Condition]:
+    """Parameter values where an initial or transition entry vanishes, which changes the
+    transition graph and hence the supports a prompt can reach (docs/theory.md,
+    "Reachable prompt supports"). One condition listing them, or nothing when every
+    such entry is constant."""
+    sym = model.symbolic
+    hits = []
+    for key in ("initial", "transition"):
+        M = sym[key]
+        for idx in range(len(M)):
+            e = M[idx]
+            if not getattr(e, "free_symbols", None):
+                continue
+            expr, sol, note = _locus(e, params)
+            if note == "everywhere":
+                continue
+            where = f"{key}[{idx // M.cols}, {idx % M.cols}]" if key == "transition" else f"initial[{idx}]"
+            hits.append((where, str(expr), str(sol) if sol is not None else f"{expr} = 0"))
+    if not hits:
+        return []
+    text = "the transition graph (and so the prompt supports of Theorem P) changes where " + "; ".join(
+        f"{w} = 0 ({loc})" for w, _, loc in hits
+    ) + "; off these values the graph, hence the prompt verdict's support search, is the one at the model's value"
+    return [
+        Condition(
+            "parametric: locus of prompt: transition graph",
+            None,
+            "symbolic (sympy)",
+            text,
+            {"entries": [{"entry": w, "expression": e, "zero_set": loc} for w, e, loc in hits]},
+            counts=False,
+        )
+    ]
 
 
 def _pt(point: dict) -> str:

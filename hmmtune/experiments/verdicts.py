@@ -4,9 +4,10 @@ A record holds its configuration, seed and the task's weights, so the exact mode
 of the run are rebuilt here (no sampling) and handed to :mod:`hmmtune.analysis`:
 
 - experiment 1: Theorem H (``rank W = m``; the task in the row space of W, with the
-  tolerated pretraining error ``eps*``) and Theorem P, exactly (every transition entry is
-  positive in exact arithmetic, so the prompt can only restrict through the first
-  token) and with transitions below ``tau`` treated as zero (docs/theory.md, "Tolerance mode");
+  tolerated pretraining error ``eps*``) and Theorem P, exactly (on the float model's
+  entries: the permutation mixture leaves about a third of the transition entries
+  exactly zero, so exact supports can be small) and with transitions below ``tau``
+  treated as zero (``docs/theory.md``, "Tolerance mode");
 - experiment 2: memory non-degeneracy (Theorem M) for the memory HMM, and Theorem H for
   the vanilla control.
 """

@@ -716,9 +716,9 @@ def run_learned(
         out: results folder: records in ``out/<experiment>-learned-<scale>/`` (with the
             pretraining checkpoints), table / summary / plot at
             ``out/<experiment>-learned-<scale>.{md,json,png}``.
-        threads: torch intra-op threads during each run (restored after). None: 1 when
-            the network runs on the CPU (its tensors are small: on two shared cores one
-            thread ran a CPU-scale step in 26 ms, two threads in 53 ms), torch's default
+        threads: torch intra-op threads during the sweep (restored after). None: 1 when
+            the network runs on the CPU (its tensors are small, so more threads mostly
+            add synchronisation), torch's default
             otherwise.
         progress: called with a :class:`~hmmtune.experiments.sweep.Progress` after every run.
         show_progress: tqdm bars inside each run (pretraining, prompt tuning).

@@ -9,7 +9,7 @@
 
 from ._train import TrainLog
 from .attention import AttentionFit, AttentionHead, fit_attention
-from .heads import HeadFit, LinearHead, accuracy, fit_head
+from .heads import HeadFit, LinearHead, accuracy, as_float_tensor, fit_head, witness_dict
 from .prompts import DEFAULT_PROMPT_TOKENS, PromptFit, fit_prompt, prompt_features, prompt_from_logits
 from .tasks import (
     MIN_CLASS_FRACTION,
@@ -36,6 +36,7 @@ __all__ = [
     "PromptFit",
     "TrainLog",
     "accuracy",
+    "as_float_tensor",
     "balanced_paper_task",
     "check_balance",
     "fit_attention",
@@ -46,4 +47,5 @@ __all__ = [
     "prompt_features",
     "prompt_from_logits",
     "sample_inputs",
+    "witness_dict",
 ]

@@ -14,6 +14,7 @@ vary on very different scales). The returned head acts on the raw features.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import torch
@@ -23,7 +24,61 @@ import torch.nn.functional as F
 from ..models import arguments, limits
 from ._train import TrainLog, train
 
-__all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy"]
+__all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy", "as_float_tensor", "witness_dict"]
+
+
+def _number(v: Any, where: str) -> float:
+    if isinstance(v, bool):
+        raise ValueError(f"{where}: expected a number, got {v!r}")
+    if isinstance(v, str):
+        try:
+            return float(Fraction(v.strip()))
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{where}: {v!r} is not a number or a rational 'p/q'") from None
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: expected a number, got {type(v).__name__} {v!r}") from None
+
+
+def as_float_tensor(values: Any, what: str = "values") -> Tensor:
+    """A float64 tensor from numbers, nested sequences of numbers, or exact rational
+    strings such as ``"3/7"`` (the form :mod:`hmmtune.analysis` writes exact witnesses in),
+    e.g. ``as_float_tensor(report.condition(...).witness["head"])``.
+
+    Raises:
+        ValueError: naming ``what`` and the offending entry when an entry is not a number.
+    """
+    if isinstance(values, Tensor):
+        return values.detach().to(torch.float64)
+
+    def conv(v, where):
+        if isinstance(v, (list, tuple)):
+            return [conv(x, f"{where}[{i}]") for i, x in enumerate(v)]
+        if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+            return conv(v.tolist(), where)
+        return _number(v, where)
+
+    try:
+        return torch.tensor(conv(values, what), dtype=torch.float64)
+    except ValueError as e:
+        if "expected sequence" in str(e) or "ragged" in str(e).lower() or "length" in str(e):
+            raise ValueError(f"{what}: rows of different lengths") from None
+        raise
+
+
+def witness_dict(init: Any) -> dict | None:
+    """The witness of a checked condition as a plain dict, or None: accepts a
+    :class:`hmmtune.analysis.Condition` (its ``witness``), a condition's JSON dict (with a
+    ``"witness"`` field) or a witness dict itself (with a ``"head"`` field)."""
+    w = getattr(init, "witness", None)
+    if isinstance(w, dict):
+        return w
+    if isinstance(init, dict):
+        if isinstance(init.get("witness"), dict):
+            return init["witness"]
+        return init
+    return None
 
 
 def accuracy(predictions: Tensor, labels: Tensor) -> float:
@@ -52,11 +107,26 @@ class LinearHead:
 
     @classmethod
     def from_init(cls, init: Any, num_classes: int) -> "LinearHead":
-        """Accept a :class:`LinearHead`, a tuple ``(b, c)`` / ``(weight, bias)``, or any
-        object with attributes ``b`` (and optionally ``c``), such as a witness returned by
-        :mod:`hmmtune.analysis`."""
+        """Accept a :class:`LinearHead`; a tuple ``(b, c)`` / ``(weight, bias)`` of numbers,
+        nested sequences or exact rational strings (``"3/7"``); any object with attributes
+        ``b`` (and optionally ``c``); or the witness of a head or prompt condition of
+        :func:`hmmtune.analysis.check` -- the :class:`~hmmtune.analysis.Condition` itself,
+        its JSON dict, or its ``witness`` dict. A witness's ``"head"`` holds one row
+        ``weight[c] - weight[0]`` per class ``c >= 1`` (exact rationals as strings for
+        exact models); the head it describes has weight rows ``[0, head...]`` and bias 0.
+        """
+        wd = None if isinstance(init, (LinearHead, tuple, list)) else witness_dict(init)
         if isinstance(init, LinearHead):
             head = init
+        elif wd is not None:
+            if "head" not in wd:
+                raise ValueError(f"the witness has no 'head' field (fields: {sorted(wd)}); the condition has no witness head")
+            rows = as_float_tensor(wd["head"], "witness['head']")
+            rows = rows[None] if rows.dim() == 1 else rows
+            if rows.dim() != 2:
+                raise ValueError(f"witness['head'] must be a list of rows, got shape {tuple(rows.shape)}")
+            weight = torch.cat([torch.zeros(1, rows.shape[1], dtype=torch.float64), rows])
+            head = cls(weight, torch.zeros(weight.shape[0], dtype=torch.float64))
         else:
             if isinstance(init, (tuple, list)) and len(init) == 2:
                 b, c = init
@@ -64,12 +134,15 @@ class LinearHead:
                 b, c = init.b, getattr(init, "c", 0.0)
                 c = 0.0 if c is None else c
             else:
-                raise TypeError(f"cannot read an initial head from {type(init).__name__}: give (b, c) or a LinearHead")
-            b = torch.as_tensor(b, dtype=torch.float64)
+                raise TypeError(
+                    f"cannot read an initial head from {type(init).__name__}: give (b, c), a LinearHead or a checked condition's witness"
+                )
+            b = as_float_tensor(b, "initial head b")
+            c = as_float_tensor(c, "initial head c")
             if b.dim() == 1:
                 head = cls.binary(b, c)
             else:
-                head = cls(b, torch.as_tensor(c, dtype=torch.float64).reshape(-1).expand(b.shape[0]).clone())
+                head = cls(b, c.reshape(-1).expand(b.shape[0]).clone())
         if head.weight.shape[0] != num_classes:
             raise ValueError(f"initial head has {head.weight.shape[0]} classes, the labels have {num_classes}")
         return head
@@ -211,9 +284,11 @@ def fit_head(
         val_labels: validation labels.
         num_classes: C (default: from the labels, at least 2).
         l2: weight of ``l2 / 2 * ||w||^2`` on the (standardised) weights; the bias is free.
-        init: initial head: a :class:`LinearHead`, ``(b, c)``, or an object with
-            attributes ``b`` and ``c`` (e.g. the witness of :mod:`hmmtune.analysis`).
-            Default: zeros.
+        init: initial head: a :class:`LinearHead`, ``(b, c)`` (numbers or exact rational
+            strings), an object with attributes ``b`` and ``c``, or a head witness of
+            :func:`hmmtune.analysis.check` as is, e.g.
+            ``init=report.condition("head: task in row space of W")`` (see
+            :meth:`LinearHead.from_init`). Default: zeros.
         standardize: standardise features internally (see the module docstring).
         method: ``"lbfgs"`` (full batch, to convergence) or ``"adam"`` (``lr``, ``epochs``,
             ``batch_size``: the paper's schedule).

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from ..oracle import MaskMessages, OracleMLM
 from ..models import arguments
 from ._train import TrainLog, train
-from .heads import LinearHead, _num_classes, _Standardizer, accuracy
+from .heads import LinearHead, _num_classes, _Standardizer, accuracy, as_float_tensor, witness_dict
 
 __all__ = ["PromptFit", "fit_prompt", "prompt_features", "prompt_from_logits", "DEFAULT_PROMPT_TOKENS"]
 
@@ -110,8 +110,13 @@ def fit_prompt(
         val_labels: validation labels.
         num_prompt_tokens: k (the paper: 20).
         init_head: initial head on the prompted features (see
-            :meth:`LinearHead.from_init`); default zeros.
-        init_prompt: (k, m) nonnegative initial rows ``u`` (e.g. a Theorem P witness);
+            :meth:`LinearHead.from_init`: numbers, exact rational strings or a checked
+            condition's witness); default zeros, or the witness's head when
+            ``init_prompt`` is a witness.
+        init_prompt: (k, m) nonnegative initial rows ``u``, or the Theorem P witness of
+            :func:`hmmtune.analysis.check` as is (``report.condition("prompt: Theorem P
+            support")``, its JSON dict or its ``witness``: its ``"prompt"`` rows start the
+            prompt and, unless ``init_head`` is given, its ``"head"`` starts the head);
             default all ones. Entries are floored at ``exp(-460)``, about 1e-200.
         num_classes: C (default: from the labels).
         l2: as in :func:`hmmtune.tuning.fit_head`.
@@ -142,7 +147,14 @@ def fit_prompt(
             raise ValueError(f"num_prompt_tokens must be at least 1, got {num_prompt_tokens}")
         theta0 = torch.zeros(num_prompt_tokens, m, dtype=dtype)
     else:
-        u0 = torch.as_tensor(init_prompt, dtype=dtype).detach()
+        wd = None if isinstance(init_prompt, (Tensor, list, tuple)) else witness_dict(init_prompt)
+        if wd is not None:
+            if "prompt" not in wd:
+                raise ValueError(f"init_prompt: the witness has no 'prompt' field (fields: {sorted(wd)})")
+            if init_head is None and "head" in wd:
+                init_head = wd
+            init_prompt = wd["prompt"]
+        u0 = as_float_tensor(init_prompt, "init_prompt").to(dtype)
         u0 = u0[None] if u0.dim() == 1 else u0
         if u0.dim() != 2 or u0.shape[1] != m or u0.shape[0] < 1:
             raise ValueError(f"init_prompt must have shape (k, {m}), got {tuple(u0.shape)}")

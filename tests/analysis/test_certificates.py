@@ -266,3 +266,71 @@ def test_certificate_explanation_counts_the_inputs_it_used():
     c = head_certificate(model, [1.0, -1.0], length=3)
     assert c.witness["num_inputs"] == 0
     assert "all 8 possible inputs" not in c.explanation
+
+
+def _multiclass_feasible(G, y, C) -> bool:
+    """Independent reference: an LP feasibility test that some (w, c) puts every input's
+    own class strictly on top (margin 1 after scaling)."""
+    from scipy.optimize import linprog
+
+    N, n = G.shape
+    rows = []
+    for x in range(N):
+        for c in range(C):
+            if c == y[x]:
+                continue
+            r = np.zeros(C * n + C)
+            r[y[x] * n:(y[x] + 1) * n] -= G[x]
+            r[c * n:(c + 1) * n] += G[x]
+            r[C * n + y[x]] -= 1
+            r[C * n + c] += 1
+            rows.append(r)
+    res = linprog(np.zeros(C * n + C), A_ub=np.array(rows), b_ub=-np.ones(len(rows)), bounds=(None, None), method="highs")
+    return res.status == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_multiclass_best_accuracy_matches_subset_enumeration(seed):
+    from hmmtune.analysis.certificates import best_linear_accuracy_detail
+
+    rng = np.random.default_rng(seed)
+    N, C = 8, 3
+    G = rng.dirichlet(np.ones(3), N)
+    y = rng.integers(0, C, N)
+    y[:C] = np.arange(C)
+    best = 0
+    for r in range(N, 0, -1):  # the largest subset a linear head fits exactly
+        if any(_multiclass_feasible(G[list(S)], y[list(S)], C) for S in itertools.combinations(range(N), r)):
+            best = r
+            break
+    got = best_linear_accuracy_detail(G, y, node_limit=10_000)
+    assert got.proven_optimal and got.method == "MILP, proven optimal"
+    assert got.accuracy == pytest.approx(best / N)
+    assert "proven optimal" in got.describe()
+
+
+def test_best_accuracy_is_labelled_a_bound_when_the_milp_stops():
+    from hmmtune.analysis.certificates import best_linear_accuracy_detail
+
+    rng = np.random.default_rng(0)
+    G = rng.dirichlet(np.ones(4), 60)
+    y = rng.integers(0, 3, 60)
+    got = best_linear_accuracy_detail(G, y, node_limit=1)
+    assert not got.proven_optimal and "LOWER BOUND" in got.describe()
+    if got.upper_bound is not None:
+        assert got.accuracy <= got.upper_bound + 1e-12
+    heur = best_linear_accuracy_detail(G, y, max_milp_inputs=10)
+    assert heur.method.startswith("hinge-loss LP heuristic") and "LOWER BOUND" in heur.describe()
+
+
+def test_multiclass_report_states_whether_the_best_accuracy_is_proven():
+    model = hmmtune.load_example("prompt")
+    task = {"weights": [[1, 0, 0, 0, 0], [0, 1, 0, 0, 0], ["1/2", "1/2", 0, 0, 0]]}
+    c = head_certificate(model, task, length=4)
+    assert c.holds is False
+    d = c.witness["best_accuracy_detail"]
+    assert d is not None and d["accuracy"] == c.witness["best_accuracy"]
+    if d["proven_optimal"]:
+        assert "proven optimal" in c.explanation
+    else:
+        assert "LOWER BOUND" in c.explanation

@@ -350,9 +350,27 @@ def test_prompt_greedy_search_is_flagged_and_its_witness_still_works():
     assert c.holds is True
     check_prompt_witness(pi, A, B, mu, c.witness, T=3)
     # ... but a failure after a greedy search is not definitive and says so
-    pi2, A2, B2 = np_params("m4n3")
-    c2 = prompt_condition(exact_model(pi2, A2, B2), {"mu": [1, -1, 1, -1]}, exact_limit=0, max_prompt_length=2, **FEW)
+    pi2, A2, B2 = greedy_trap_arrays()
+    c2 = prompt_condition(exact_model(pi2, A2, B2), {"mu": [1, -1] + [0] * 7}, exact_limit=0, max_prompt_length=2, **FEW)
     assert c2.holds is False and c2.witness["definitive"] is False and "heuristic" in c2.method
+    # the brute force finds the one-token prompt the greedy cover missed
+    assert ref_prompt_search(to_fracs(pi2), to_fracs(A2), to_fracs(B2), [0, 1], 2) == (1, [0, 1, 4, 7, 8])
+
+
+def greedy_trap_arrays():
+    """9 states, 5 tokens: D = {2, 3} looks best to the greedy cover of R = {0, 1} but
+    W[:, {0, 4, 1, 6}] is singular (column 6 = column 0 + column 4); D = {5} works (docstring of the greedy trap)."""
+    e = np.eye(5)
+    cols = [e[0], e[1], e[4], e[4], e[2], e[4], (e[0] + e[2]) / 2, e[3], e[4]]
+    B = np.array(cols)
+    succ = {2: [0, 4], 3: [1, 6], 5: [0, 1, 4, 7, 8]}
+    A = np.zeros((9, 9))
+    for i in range(9):
+        for j in succ.get(i, [8]):
+            A[i, j] = 1 / len(succ.get(i, [8]))
+    pi = np.zeros(9)
+    pi[[0, 1, 2, 3, 5]] = [0.125, 0.125, 0.25, 0.25, 0.25]
+    return pi, A, B
 
 
 def test_prompt_multiclass_witness_reproduces_argmax():
