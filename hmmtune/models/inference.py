@@ -505,52 +505,73 @@ def _block_products(bl: _Blocks, initial: Tensor | None, transition: Tensor) -> 
     return X, ls
 
 
+def _combine(Xl: Tensor, al: Tensor, Xr: Tensor, br: Tensor) -> tuple[Tensor, Tensor]:
+    """Product of two row-scaled matrices, row-scaled: ``(exp(al) Xl) @ (exp(br) Xr)``.
+
+    Each row of the result is shifted by its own largest term (``max_j log Xl[i, j] +
+    br[j]``), so no row underflows however different the scales are; the m^3 work is one
+    batched product in linear space, the logarithms are m^2 per matrix.
+    """
+    lw = Xl.log() + br.unsqueeze(-2)  # log Xl[i, j] + br[j]
+    M = lw.amax(-1, keepdim=True)
+    M = torch.where(torch.isfinite(M), M, torch.zeros((), dtype=M.dtype, device=M.device))
+    P = torch.matmul(torch.exp(lw - M), Xr)
+    s = P.sum(-1, keepdim=True)
+    scale = al + (M + s.log()).squeeze(-1)
+    return P.div_(s.clamp_min_(torch.finfo(P.dtype).tiny)), scale
+
+
+def _scan(X: Tensor, ls: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    """Inclusive prefix (``R_0 ... R_k``) or, with ``reverse``, suffix (``R_k ... R_{K-1}``)
+    products of the row-scaled block matrices, by recursive doubling: ``ceil(log2 K)``
+    batched steps instead of K sequential ones."""
+    K = X.shape[0]
+    d = 1
+    while d < K:
+        if reverse:
+            Xn, ln = _combine(X[:-d], ls[:-d], X[d:], ls[d:])
+            X = torch.cat([Xn, X[-d:]])
+            ls = torch.cat([ln, ls[-d:]])
+        else:
+            Xn, ln = _combine(X[:-d], ls[:-d], X[d:], ls[d:])
+            X = torch.cat([X[:d], Xn])
+            ls = torch.cat([ls[:d], ln])
+        d *= 2
+    return X, ls
+
+
+def _softmax0(v: Tensor) -> Tensor:
+    """softmax over the last axis, with a zero vector where every entry is -inf."""
+    M = v.amax(-1, keepdim=True)
+    e = torch.exp(v - torch.where(torch.isfinite(M), M, torch.zeros((), dtype=v.dtype, device=v.device)))
+    s = e.sum(-1, keepdim=True)
+    return e / torch.where(s > 0, s, torch.ones((), dtype=v.dtype, device=v.device))
+
+
 def _stitch_forward(X: Tensor, ls: Tensor) -> tuple[Tensor, Tensor]:
     """Level two, forward: the filtered law at the end of every block (K, B, m) and
-    ``log P(x)`` (B,), sequentially over the K blocks (``X``, ``ls`` from
-    :func:`_block_products` with ``initial``). Impossible sequences give zero rows and
-    ``-inf``."""
-    K = X.shape[0]
-    ends = torch.empty(ls.shape, dtype=ls.dtype, device=ls.device)
-    ends[0] = X[0][:, 0]
-    ll = ls[0][:, 0].clone()
-    zero = torch.zeros((), dtype=ls.dtype, device=ls.device)
-    one = torch.ones((), dtype=ls.dtype, device=ls.device)
-    for k in range(1, K):
-        w = ends[k - 1].log() + ls[k]  # (B, m)
-        M = w.amax(-1, keepdim=True)
-        M = torch.where(torch.isfinite(M), M, zero)
-        u = torch.matmul(torch.exp(w - M)[:, None, :], X[k]).squeeze(1)
-        s = u.sum(-1, keepdim=True)
-        torch.div(u, torch.where(s > 0, s, one), out=ends[k])
-        ll += (M + s.log()).squeeze(-1)
-    return ends, ll
+    ``log P(x)`` (B,) (``X``, ``ls`` from :func:`_block_products` with ``initial``, whose
+    block 0 has equal rows, so every prefix product has equal rows). Impossible
+    sequences give zero rows and ``-inf``."""
+    P, lp = _scan(X, ls, reverse=False)
+    return P[:, :, 0].contiguous(), lp[-1][:, 0]
 
 
-def _stitch_backward(X: Tensor, ls: Tensor, through_first: bool = False) -> Tensor:
+def _stitch_backward(X: Tensor, ls: Tensor, through_first: bool = False):
     """Level two, backward: the normalised backward message at the last position of
     every block (K, B, m), or with ``through_first`` the message one position before the
-    sequence, ``beta_{-1}`` (B, m) (and its log scale (B,)). Zero rows for impossible
-    suffixes."""
+    sequence, ``beta_{-1}`` (B, m). Zero rows for impossible suffixes. (A row-normalised
+    suffix product ``R_{k+1} ... R_{K-1}`` applied to ones is its row scales.)"""
     K, B, m = ls.shape
-    zero = torch.zeros((), dtype=ls.dtype, device=ls.device)
-    one = torch.ones((), dtype=ls.dtype, device=ls.device)
-    ends = torch.empty(K + 1, B, m, dtype=ls.dtype, device=ls.device)  # ends[k + 1] ~ block k
-    ends[K] = 1.0 / m
-    scale = torch.full((B,), math.log(m), dtype=ls.dtype, device=ls.device)
-    stop = 0 if through_first else 1
-    for k in range(K - 1, stop - 1, -1):
-        u = torch.matmul(X[k], ends[k + 1][:, :, None]).squeeze(-1)  # (B, m)
-        v = ls[k] + u.log()
-        M = v.amax(-1, keepdim=True)
-        M = torch.where(torch.isfinite(M), M, zero)
-        e = torch.exp(v - M)
-        s = e.sum(-1, keepdim=True)
-        torch.div(e, torch.where(s > 0, s, one), out=ends[k])
-        scale += (M + s.log()).squeeze(-1)
     if through_first:
-        return ends[0], scale
-    return ends[1:]
+        _, q = _scan(X, ls, reverse=True)
+        return _softmax0(q[0]), None
+    ends = torch.empty(K, B, m, dtype=ls.dtype, device=ls.device)
+    ends[K - 1] = 1.0 / m
+    if K > 1:
+        _, q = _scan(X[1:], ls[1:], reverse=True)
+        ends[: K - 1] = _softmax0(q)
+    return ends
 
 
 def _forward_rerun(bl: _Blocks, initial, transition, ends, pred_buf, filt_buf, allow_zero) -> Tensor:
