@@ -301,7 +301,14 @@ def run(args) -> dict:
                                    "ratio_fastest_peer_over_hmmtune": peer_times[fastest] / ours}
             cell["results"][q] = res
         cells.append(cell)
+        if args.out:  # after every cell, so an interrupted run keeps what it measured
+            with open(args.out, "w") as f:
+                json.dump({"environment": env, "cells": cells, "summary": _summary(cells), "complete": False}, f, indent=1)
     env["loadavg_end"] = list(os.getloadavg())
+    return {"environment": env, "cells": cells, "summary": _summary(cells), "complete": True}
+
+
+def _summary(cells: list) -> dict:
     ratios = [c["results"][q]["_summary"]["ratio_fastest_peer_over_hmmtune"] for c in cells for q in QUANTITIES
               if "_summary" in c["results"].get(q, {})]
     summary = {"cells_with_a_peer": len(ratios), "median_ratio": statistics.median(ratios) if ratios else None,
@@ -310,7 +317,7 @@ def run(args) -> dict:
                    f"{q} m={c['m']} B={c['B']} T={c['T']}: {c['results'][q]['_summary']['ratio_fastest_peer_over_hmmtune']:.2f}x vs {c['results'][q]['_summary']['fastest_peer']}"
                    for c in cells for q in QUANTITIES
                    if "_summary" in c["results"].get(q, {}) and c["results"][q]["_summary"]["ratio_fastest_peer_over_hmmtune"] < 1]}
-    return {"environment": env, "cells": cells, "summary": summary}
+    return summary
 
 
 def plot(data: dict, path: str) -> None:

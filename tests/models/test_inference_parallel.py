@@ -230,7 +230,13 @@ def test_memory_hmm_and_oracle_paths_agree_and_match_brute_force(force, zeros):
         inf = model.infer(x, MEMORY_OUTPUTS)
         oracle = OracleMLM(model)
         results.append(
-            {**{k: getattr(inf, k) for k in ("log_prob",) + MEMORY_OUTPUTS}, "mask": oracle.mask_posterior(x), "tok": oracle.token_posteriors(x)}
+            {
+                **{k: getattr(inf, k) for k in ("log_prob",) + MEMORY_OUTPUTS},
+                "mask": oracle.mask_posterior(x),
+                "tok": oracle.token_posteriors(x),
+                "lp": model.log_prob(x),  # the streaming log-likelihood
+                "mem": model.memory_posterior(x),
+            }
         )
     for k in results[0]:
         torch.testing.assert_close(results[0][k], results[1][k], rtol=1e-12, atol=1e-13, msg=k)
@@ -238,6 +244,7 @@ def test_memory_hmm_and_oracle_paths_agree_and_match_brute_force(force, zeros):
     ref = brute_force(prior, initial, transition, emission, token_factors(emission, x.numpy(), mask_first=True))
     np.testing.assert_allclose(results[1]["mask"].numpy(), ref["z"][:, 0], atol=1e-12)
     np.testing.assert_allclose(results[1]["tok"].numpy(), ref["loo_z"][:, 1:], atol=1e-12)
+    torch.testing.assert_close(results[1]["lp"], results[0]["log_prob"], rtol=1e-12, atol=1e-13)
 
 
 def test_hmm_oracle_paths_agree(force):
