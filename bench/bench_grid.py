@@ -393,12 +393,15 @@ def main(argv=None):
     p.add_argument("--skip", action="append", default=[], help="peers to leave out (repeatable)")
     p.add_argument("--max-scan-bytes", type=float, default=4 * 2**30,
                    help="skip Pyro / dynamax-parallel where B*T*m*m*8 exceeds this (default 4 GiB)")
-    p.add_argument("--render", metavar="JSON", help="print the Markdown table of a saved run and exit")
+    p.add_argument("--render", metavar="JSON", help="print the Markdown table of a saved run (and --plot it) and exit")
     p.add_argument("--no-memory", action="store_true", help="do not measure peak memory")
     args = p.parse_args(argv)
     if args.render:
         with open(args.render) as f:
-            print(markdown(json.load(f)))
+            saved = json.load(f)
+        print(markdown(saved))
+        if args.plot:
+            plot(saved, args.plot)
         return None
     data = run(args)
     s = data["summary"]
