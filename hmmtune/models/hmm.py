@@ -248,7 +248,7 @@ class HMM:
         Returns:
             (B,) tensor.
         """
-        f = lambda tok: inference.hmm_forward(self.initial, self.transition, self.likelihoods(tok)).log_prob
+        f = lambda tok: inference.hmm_log_prob(self.initial, self.transition, self._lazy_likelihoods(tok))
         return self._run(x, f, self.num_states, chunk_size)
 
     def posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:

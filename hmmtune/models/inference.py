@@ -41,6 +41,8 @@ __all__ = [
     "hmm_posterior",
     "hmm_masked_posterior",
     "hmm_start_backward",
+    "hmm_log_prob",
+    "use_time_parallel",
     "TokenLikelihoods",
 ]
 
@@ -105,7 +107,12 @@ def _raise_zero(norms: Tensor, what: str) -> None:
 
 
 def hmm_forward(
-    initial: Tensor, transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False
+    initial: Tensor,
+    transition: Tensor,
+    likelihoods: Tensor,
+    *,
+    allow_zero: bool = False,
+    parallel: bool | None = None,
 ) -> ForwardResult:
     """Scaled forward pass (filtering), docs/theory.md, "Conventions".
 
@@ -116,6 +123,9 @@ def hmm_forward(
         allow_zero: keyword only. If True, a sequence of probability zero does not
             raise: its ``log_prob`` is ``-inf`` and its ``filtered`` (from the first
             impossible position on) and ``predicted`` (after it) rows are zero vectors.
+        parallel: keyword only. ``None`` (default): the cost rule
+            :func:`use_time_parallel` chooses between the sequential and the
+            time-parallel path; ``True`` / ``False`` force one. Same results either way.
 
     Returns:
         :class:`ForwardResult` with ``log_prob`` (B,), ``predicted`` and ``filtered``
@@ -125,6 +135,10 @@ def hmm_forward(
         ZeroProbabilityError: a sequence has probability zero (unless ``allow_zero``).
     """
     B, T, m = likelihoods.shape
+    if T > 1 and _parallel(parallel, likelihoods.shape):
+        res = _forward_parallel(initial, transition, likelihoods, allow_zero)
+        if res is not None:
+            return res
     L = likelihoods.transpose(0, 1).contiguous()  # (T, B, m)
     pred = torch.empty_like(L)
     filt = torch.empty_like(L)
@@ -163,13 +177,26 @@ class BackwardResult(NamedTuple):
     log_scale: Tensor
 
 
-def _backward_loop(transition: Tensor, likelihoods: Tensor, allow_zero: bool) -> tuple[Tensor, Tensor]:
+def _backward_loop(
+    transition: Tensor, likelihoods: Tensor, allow_zero: bool, parallel: bool | None = None
+) -> tuple[Tensor, Tensor]:
     """Shared loop of :func:`hmm_backward` and :func:`hmm_backward_scaled`.
 
     Returns ``beta`` (T, B, m) and ``norms`` (T, B, 1) with ``norms[t]`` the factor that
     normalised ``beta[t]`` (1 at ``T - 1``).
     """
     B, T, m = likelihoods.shape
+    if T > 1 and _parallel(parallel, likelihoods.shape):
+        bl = _Blocks(likelihoods)
+        X, ls = _block_products(bl, None, transition)
+        ends = _stitch_backward(X, ls)
+        del X
+        beta = bl.empty()
+        norms = _backward_rerun(bl, transition, ends, beta, None, allow_zero)
+        norms = bl.positions(norms)
+        if allow_zero or not _any_zero(norms):
+            return bl.positions(beta), norms
+        # an impossible sequence: the sequential loop below produces the reference error
     L = likelihoods.transpose(0, 1).contiguous()
     beta = torch.empty_like(L)
     norms = torch.ones(T, B, 1, dtype=L.dtype, device=L.device)
@@ -189,7 +216,7 @@ def _backward_loop(transition: Tensor, likelihoods: Tensor, allow_zero: bool) ->
     return beta, norms
 
 
-def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
+def hmm_backward(transition: Tensor, likelihoods: Tensor, *, parallel: bool | None = None) -> Tensor:
     """Scaled backward messages, docs/theory.md, "Conventions".
 
     ``beta_{T-1} = 1`` and ``beta_{t-1} = transition @ (L_t * beta_t)``, each renormalised
@@ -199,6 +226,7 @@ def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
     Args:
         transition: (m, m) row-stochastic transition matrix.
         likelihoods: (B, T, m) emission likelihoods.
+        parallel: keyword only; see :func:`hmm_forward`.
 
     Returns:
         (B, T, m) tensor proportional (along the last axis) to ``P(x_{t+1:T-1} | H_t)``.
@@ -206,12 +234,14 @@ def hmm_backward(transition: Tensor, likelihoods: Tensor) -> Tensor:
     Raises:
         ZeroProbabilityError: no state can generate the rest of some sequence.
     """
-    beta, norms = _backward_loop(transition, likelihoods, False)
+    beta, norms = _backward_loop(transition, likelihoods, False, parallel)
     _raise_zero(norms.squeeze(-1), "backward pass")
     return beta.transpose(0, 1)
 
 
-def hmm_backward_scaled(transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False) -> BackwardResult:
+def hmm_backward_scaled(
+    transition: Tensor, likelihoods: Tensor, *, allow_zero: bool = False, parallel: bool | None = None
+) -> BackwardResult:
     """Backward messages with the scale factors that :func:`hmm_backward` discards.
 
     Args:
@@ -219,6 +249,7 @@ def hmm_backward_scaled(transition: Tensor, likelihoods: Tensor, *, allow_zero: 
         likelihoods: (B, T, m) emission likelihoods.
         allow_zero: keyword only. If True, an impossible suffix does not raise: its
             messages are zero vectors and its ``log_scale`` is ``-inf``.
+        parallel: keyword only; see :func:`hmm_forward`.
 
     Returns:
         :class:`BackwardResult` ``(beta, log_scale)``; ``beta`` equals
@@ -230,7 +261,7 @@ def hmm_backward_scaled(transition: Tensor, likelihoods: Tensor, *, allow_zero: 
             ``allow_zero``).
     """
     B, T, m = likelihoods.shape
-    beta, norms = _backward_loop(transition, likelihoods, allow_zero)
+    beta, norms = _backward_loop(transition, likelihoods, allow_zero, parallel)
     norms = norms.squeeze(-1)
     if not allow_zero:
         _raise_zero(norms, "backward pass")
@@ -333,7 +364,358 @@ def _empty_large(shape: tuple[int, ...], dtype: torch.dtype, device: torch.devic
     return out
 
 
-def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> Tensor:
+# ------------------------------------------------------------------ time-parallel path
+#: Force the inference path: ``None`` (default) lets :func:`use_time_parallel` decide from
+#: (B, T, m); ``True`` / ``False`` force the time-parallel / sequential path everywhere.
+#: Results agree to float64 rounding either way.
+TIME_PARALLEL: bool | None = None
+
+#: Cost-rule constants (seconds), rough measurements on a 2-core x86 machine with torch
+#: 2.13 on one thread (see docs/inference.md, "Long sequences: the time-parallel path").
+#: ``COST_STEP``: fixed cost of one eager step of a pass (a few torch calls on small
+#: tensors); ``COST_SEQ_MAC``: one multiply-add of a step's ``(B, m) x (m, m)`` product;
+#: ``COST_PAR_MAC``: one multiply-add of the block products ``(K B m, m) x (m, m)``;
+#: ``COST_PAR_ELEM``: the elementwise work (scaling, normalising) per entry of those products.
+COST_STEP = 12e-6
+COST_SEQ_MAC = 1.0e-9
+COST_PAR_MAC = 0.5e-9
+COST_PAR_ELEM = 5e-9
+
+
+def use_time_parallel(B: int, T: int, m: int) -> bool:
+    """The cost rule: whether inference on ``B`` sequences of ``T`` tokens with ``m``
+    states takes the time-parallel path.
+
+    The sequential path makes ``T`` eager steps per pass, each a ``(B, m) x (m, m)``
+    product, so two passes cost about ``2 T (COST_STEP + COST_SEQ_MAC B m^2)``. The
+    time-parallel path cuts the positions into about ``sqrt(T)`` blocks of ``sqrt(T)``:
+    the block transfer matrices (level one, ``sqrt(T)`` steps, ``B T m^3`` multiply-adds),
+    the stitching across blocks (``sqrt(T)`` steps per direction) and the recursions
+    inside every block from its now-known start (level two, ``sqrt(T)`` steps per pass,
+    the same ``B T m^2`` work as the sequential path) cost about
+    ``10 sqrt(T) COST_STEP + B T (COST_PAR_MAC m^3 + (2 COST_SEQ_MAC + COST_PAR_ELEM) m^2)``.
+    The path with the smaller estimate is taken; sequences shorter than 64 positions always
+    take the sequential path. In practice: long sequences, few of them, few states
+    (``B m`` small); never ``m >= 128``. :data:`TIME_PARALLEL` overrides the rule, and
+    every inference function takes ``parallel=`` to override it per call.
+    """
+    if TIME_PARALLEL is not None:
+        return bool(TIME_PARALLEL)
+    if T < 64:
+        return False
+    seq = 2 * T * (COST_STEP + COST_SEQ_MAC * B * m * m)
+    par = 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
+    return par < seq
+
+
+def _parallel(parallel: bool | None, shape) -> bool:
+    if parallel is not None:
+        return bool(parallel)
+    B, T, m = shape
+    return use_time_parallel(B, T, m)
+
+
+class _Blocks:
+    """Positions ``0..T-1`` cut into ``K`` blocks of ``S`` (the last holds ``r``, 1..S).
+
+    Position ``t = k * S + j`` is entry ``(k, j)``. ``cols(j, n)`` gives the likelihoods at
+    in-block index ``j`` of the first ``n`` blocks, shape ``(n, B, m)``, from a (B, T, m)
+    tensor or a :class:`TokenLikelihoods`; padded positions of the last block are never read
+    (every loop stops the last block at ``r``).
+    """
+
+    def __init__(self, likelihoods, block: int | None = None):
+        if isinstance(likelihoods, TokenLikelihoods):
+            emission, tokens = likelihoods
+            B, T = tokens.shape
+            m = emission.shape[0]
+            dtype, device = emission.dtype, emission.device
+        else:
+            B, T, m = likelihoods.shape
+            dtype, device = likelihoods.dtype, likelihoods.device
+        S = block if block is not None else max(1, math.isqrt(T - 1) + 1 if T > 1 else 1)
+        S = min(S, T)
+        K = -(-T // S)
+        self.B, self.T, self.m, self.S, self.K = B, T, m, S, K
+        self.r = T - (K - 1) * S
+        self.dtype, self.device = dtype, device
+        self.opts = dict(dtype=dtype, device=device)
+        if isinstance(likelihoods, TokenLikelihoods):
+            tok = torch.zeros(K * S, B, dtype=tokens.dtype, device=tokens.device)
+            tok[:T] = tokens.T
+            self._tok = tok.view(K, S, B).transpose(0, 1).contiguous()  # (S, K, B)
+            self._table = emission.T.contiguous()
+            self._L = None
+        else:
+            pad = torch.empty(K * S, B, m, **self.opts)
+            pad[:T] = likelihoods.transpose(0, 1)
+            self._L = pad.view(K, S, B, m).transpose(0, 1).contiguous()  # (S, K, B, m)
+
+    def active(self, j: int) -> int:
+        """Number of leading blocks that hold position ``j``."""
+        return self.K if j < self.r else self.K - 1
+
+    def cols(self, j: int, n: int) -> Tensor:
+        if self._L is not None:
+            return self._L[j, :n]
+        return self._table[self._tok[j, :n].reshape(-1)].view(n, self.B, self.m)
+
+    def empty(self) -> Tensor:
+        """A (K, S, B, m) buffer whose (T, B, m) view (:meth:`positions`) is position-major."""
+        return _empty_large((self.K, self.S, self.B, self.m), **self.opts)
+
+    def positions(self, buf: Tensor) -> Tensor:
+        """(K, S, ...) -> (T, ...) view."""
+        return buf.view((self.K * self.S,) + tuple(buf.shape[2:]))[: self.T]
+
+
+def _block_products(bl: _Blocks, initial: Tensor | None, transition: Tensor) -> tuple[Tensor, Tensor]:
+    """Level one: each block's transfer matrix ``R_k = prod_{t in block k} A D(L_t)``.
+
+    Returned row-normalised, ``X`` (K, B, m, m), with the log row scales ``ls`` (K, B, m):
+    ``R_k[i, :] = exp(ls[k, i]) * X[k, i, :]`` (a zero row has ``ls = -inf``). With
+    ``initial`` given, block 0's first transition is replaced by the rank-one matrix whose
+    rows all equal ``initial`` (so every row of ``R_0`` is ``initial``'s forward message).
+    One batched ``(K B m, m) x (m, m)`` product per in-block position: ``S`` eager steps.
+    """
+    K, B, m = bl.K, bl.B, bl.m
+    X = torch.empty(K, B, m, m, **bl.opts)
+    tmp = torch.empty(K, B, m, m, **bl.opts)
+    ls = torch.zeros(K, B, m, **bl.opts)
+    s = torch.empty(K, B, m, 1, **bl.opts)
+    tiny = torch.finfo(bl.dtype).tiny  # dividing a zero row by it leaves it zero
+    L0 = bl.cols(0, K)
+    torch.mul(transition, L0[:, :, None, :], out=X)
+    if initial is not None:
+        X[0] = initial.unsqueeze(-2) * L0[0][:, None, :]
+    views = {}
+    for j in range(bl.S):
+        n = bl.active(j)
+        if n == 0:
+            break
+        if n not in views:
+            views[n] = (X[:n], X[:n].view(-1, m), tmp[:n], tmp[:n].view(-1, m), ls[:n], s[:n], s[:n].squeeze(-1))
+        Xn, X2, Tn, T2, lsn, sn, sn1 = views[n]
+        if j > 0:
+            torch.mm(X2, transition, out=T2)
+            torch.mul(Tn, bl.cols(j, n).unsqueeze(-2), out=Xn)
+        torch.sum(Xn, -1, keepdim=True, out=sn)
+        lsn.add_(sn1.log())
+        Xn.div_(sn.clamp_min_(tiny))
+    return X, ls
+
+
+def _combine(Xl: Tensor, al: Tensor, Xr: Tensor, br: Tensor) -> tuple[Tensor, Tensor]:
+    """Product of two row-scaled matrices, row-scaled: ``(exp(al) Xl) @ (exp(br) Xr)``.
+
+    Each row of the result is shifted by its own largest term (``max_j log Xl[i, j] +
+    br[j]``), so no row underflows however different the scales are; the m^3 work is one
+    batched product in linear space, the logarithms are m^2 per matrix.
+    """
+    lw = Xl.log() + br.unsqueeze(-2)  # log Xl[i, j] + br[j]
+    M = lw.amax(-1, keepdim=True)
+    M = torch.where(torch.isfinite(M), M, torch.zeros((), dtype=M.dtype, device=M.device))
+    P = torch.matmul(torch.exp(lw - M), Xr)
+    s = P.sum(-1, keepdim=True)
+    scale = al + (M + s.log()).squeeze(-1)
+    return P.div_(s.clamp_min_(torch.finfo(P.dtype).tiny)), scale
+
+
+def _scan(X: Tensor, ls: Tensor, reverse: bool) -> tuple[Tensor, Tensor]:
+    """Inclusive prefix (``R_0 ... R_k``) or, with ``reverse``, suffix (``R_k ... R_{K-1}``)
+    products of the row-scaled block matrices, by recursive doubling: ``ceil(log2 K)``
+    batched steps instead of K sequential ones."""
+    K = X.shape[0]
+    d = 1
+    while d < K:
+        if reverse:
+            Xn, ln = _combine(X[:-d], ls[:-d], X[d:], ls[d:])
+            X = torch.cat([Xn, X[-d:]])
+            ls = torch.cat([ln, ls[-d:]])
+        else:
+            Xn, ln = _combine(X[:-d], ls[:-d], X[d:], ls[d:])
+            X = torch.cat([X[:d], Xn])
+            ls = torch.cat([ls[:d], ln])
+        d *= 2
+    return X, ls
+
+
+def _softmax0(v: Tensor) -> Tensor:
+    """softmax over the last axis, with a zero vector where every entry is -inf."""
+    M = v.amax(-1, keepdim=True)
+    e = torch.exp(v - torch.where(torch.isfinite(M), M, torch.zeros((), dtype=v.dtype, device=v.device)))
+    s = e.sum(-1, keepdim=True)
+    return e / torch.where(s > 0, s, torch.ones((), dtype=v.dtype, device=v.device))
+
+
+def _stitch_forward(X: Tensor, ls: Tensor) -> tuple[Tensor, Tensor]:
+    """Level two, forward: the filtered law at the end of every block (K, B, m) and
+    ``log P(x)`` (B,) (``X``, ``ls`` from :func:`_block_products` with ``initial``, whose
+    block 0 has equal rows, so every prefix product has equal rows). Impossible
+    sequences give zero rows and ``-inf``."""
+    P, lp = _scan(X, ls, reverse=False)
+    return P[:, :, 0].contiguous(), lp[-1][:, 0]
+
+
+def _stitch_backward(X: Tensor, ls: Tensor, through_first: bool = False):
+    """Level two, backward: the normalised backward message at the last position of
+    every block (K, B, m), or with ``through_first`` the message one position before the
+    sequence, ``beta_{-1}`` (B, m). Zero rows for impossible suffixes. (A row-normalised
+    suffix product ``R_{k+1} ... R_{K-1}`` applied to ones is its row scales.)"""
+    K, B, m = ls.shape
+    if through_first:
+        _, q = _scan(X, ls, reverse=True)
+        return _softmax0(q[0]), None
+    ends = torch.empty(K, B, m, dtype=ls.dtype, device=ls.device)
+    ends[K - 1] = 1.0 / m
+    if K > 1:
+        _, q = _scan(X[1:], ls[1:], reverse=True)
+        ends[: K - 1] = _softmax0(q)
+    return ends
+
+
+def _forward_rerun(bl: _Blocks, initial, transition, ends, pred_buf, filt_buf, allow_zero) -> Tensor:
+    """Second level, forward: every block's scaled forward recursion from its (now known)
+    start law, all blocks as one batch; fills (K, S, B, m) buffers and returns the
+    normalisers (K, S, B, 1) (ones at padded positions)."""
+    K, B, m = bl.K, bl.B, bl.m
+    cur = torch.empty(K, B, m, **bl.opts)
+    cur[0] = initial
+    if K > 1:
+        torch.matmul(ends[:-1], transition, out=cur[1:])
+    norms = torch.ones(K, bl.S, B, 1, **bl.opts)
+    tmp = torch.empty(K, B, m, **bl.opts)
+    one = torch.ones((), **bl.opts)
+    for j in range(bl.S):
+        n = bl.active(j)
+        if pred_buf is not None:
+            pred_buf[:n, j] = cur[:n]
+        ft = tmp[:n]
+        torch.mul(cur[:n], bl.cols(j, n), out=ft)
+        nj = norms[:n, j]
+        torch.sum(ft, -1, keepdim=True, out=nj)
+        ft.div_(torch.where(nj > 0, nj, one) if allow_zero else nj)
+        if filt_buf is not None:
+            filt_buf[:n, j] = ft
+        if j + 1 < bl.S:
+            torch.matmul(ft, transition, out=cur[:n])
+    return norms
+
+
+def _backward_rerun(bl: _Blocks, transition, ends, beta_buf, post_buf, allow_zero) -> Tensor:
+    """Second level, backward: every block's scaled backward recursion from the message
+    at its last position (``ends`` from :func:`_stitch_backward`), all blocks as one
+    batch. Stores the messages in ``beta_buf`` and/or multiplies them into ``post_buf``
+    (normalising each row: the posterior), both (K, S, B, m). Returns the normalisers in
+    position order (K, S, B, 1): entry ``t`` normalised ``beta_t`` (1 at ``T - 1``)."""
+    K, B, m, S = bl.K, bl.B, bl.m, bl.S
+    cur = ends.clone()
+    norms = torch.ones(K, S, B, 1, **bl.opts)
+    tmp = torch.empty(K, B, m, **bl.opts)
+    pn = torch.empty(K, B, 1, **bl.opts)
+    one = torch.ones((), **bl.opts)
+    At = transition.T
+    for j in range(S - 1, -1, -1):
+        n = bl.active(j)
+        if beta_buf is not None:
+            beta_buf[:n, j] = cur[:n]
+        if post_buf is not None:
+            ot = post_buf[:n, j]
+            ot.mul_(cur[:n])
+            torch.sum(ot, -1, keepdim=True, out=pn[:n])
+            ot.div_(pn[:n])
+        if j == 0 and (beta_buf is None or K == 1):
+            break
+        lo = 1 if j == 0 else 0  # at j = 0 only the blocks after the first have a predecessor
+        torch.mul(bl.cols(j, n)[lo:], cur[lo:n], out=tmp[lo:n])
+        torch.matmul(tmp[lo:n], At, out=cur[lo:n])
+        dst = norms[lo:n, j - 1] if j > 0 else norms[: n - 1, S - 1]
+        torch.sum(cur[lo:n], -1, keepdim=True, out=dst)
+        cur[lo:n].div_(torch.where(dst > 0, dst, one) if allow_zero else dst)
+    return norms
+
+
+def _any_zero(norms: Tensor) -> bool:
+    return bool((~(norms > 0)).any())
+
+
+def _smooth_parallel(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> Tensor | None:
+    """The time-parallel :func:`_smooth`; ``None`` for a batch with an impossible sequence
+    (the sequential path then raises the reference error)."""
+    bl = _Blocks(likelihoods)
+    X, ls = _block_products(bl, initial, transition)
+    ends_f, _ = _stitch_forward(X, ls)
+    ends_b = _stitch_backward(X, ls)  # uses blocks 1..K-1 only: block 0's change is irrelevant
+    del X, ls
+    out = bl.empty()
+    norms = _forward_rerun(bl, initial, transition, ends_f, out if masked else None, None if masked else out, False)
+    if _any_zero(bl.positions(norms)):
+        return None
+    bnorms = _backward_rerun(bl, transition, ends_b, None, out, False)
+    if _any_zero(bnorms):
+        return None
+    return bl.positions(out).transpose(0, 1)
+
+
+def _forward_parallel(initial, transition, likelihoods, allow_zero: bool) -> ForwardResult | None:
+    """The time-parallel :func:`hmm_forward` (``None``: an impossible sequence, not allowed)."""
+    bl = _Blocks(likelihoods)
+    X, ls = _block_products(bl, initial, transition)
+    ends, _ = _stitch_forward(X, ls)
+    del X, ls
+    pred, filt = bl.empty(), bl.empty()
+    norms = bl.positions(_forward_rerun(bl, initial, transition, ends, pred, filt, allow_zero)).squeeze(-1)
+    if not allow_zero and _any_zero(norms):
+        return None
+    return ForwardResult(
+        norms.log().sum(0), bl.positions(pred).transpose(0, 1), bl.positions(filt).transpose(0, 1)
+    )
+
+
+def hmm_log_prob(
+    initial: Tensor, transition: Tensor, likelihoods, *, allow_zero: bool = False, parallel: bool | None = None
+) -> Tensor:
+    """``log P(x)`` alone, without storing messages: (B,).
+
+    Equal to ``hmm_forward(...).log_prob``, in memory (B, m) on the sequential path and
+    (K, B, m, m) (``K`` about ``sqrt(T)`` blocks) on the time-parallel one.
+
+    Args:
+        initial: (m,); transition: (m, m); likelihoods: (B, T, m) tensor or
+            :class:`TokenLikelihoods`.
+        allow_zero: keyword only: ``-inf`` for an impossible sequence instead of raising.
+        parallel: keyword only; see :func:`hmm_forward`.
+
+    Raises:
+        ZeroProbabilityError: a sequence has probability zero (unless ``allow_zero``).
+    """
+    B, T, m = likelihoods.shape
+    if T > 1 and _parallel(parallel, likelihoods.shape):
+        bl = _Blocks(likelihoods)
+        X, ls = _block_products(bl, initial, transition)
+        _, ll = _stitch_forward(X, ls)
+        if allow_zero or bool(torch.isfinite(ll).all()):
+            return ll
+    col = _Columns(likelihoods)
+    opts = dict(dtype=col.dtype, device=col.device)
+    norms = torch.empty(T, B, 1, **opts)
+    pred = torch.empty(B, m, **opts)
+    pred.copy_(initial)
+    tmp = torch.empty(B, m, **opts)
+    one = torch.ones((), **opts)
+    for t in range(T):
+        torch.mul(pred, col(t), out=tmp)
+        torch.sum(tmp, -1, keepdim=True, out=norms[t])
+        tmp.div_(torch.where(norms[t] > 0, norms[t], one))
+        if t + 1 < T:
+            torch.matmul(tmp, transition, out=pred)
+    norms = norms.squeeze(-1)
+    if not allow_zero:
+        _raise_zero(norms, "forward pass")
+    return norms.log().sum(0)
+
+
+def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool, parallel: bool | None = None) -> Tensor:
     """Fused forward-backward for :func:`hmm_posterior` / :func:`hmm_masked_posterior`.
 
     Performs exactly the arithmetic of :func:`hmm_forward`, :func:`hmm_backward` and
@@ -342,8 +724,12 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> T
     keeps only the current message and multiplies it in place. Reads each likelihood
     column directly (no transposed copy), so peak memory is about one output tensor.
     """
+    B, T, m = likelihoods.shape
+    if T > 1 and _parallel(parallel, likelihoods.shape):
+        res = _smooth_parallel(initial, transition, likelihoods, masked)
+        if res is not None:
+            return res
     col = _Columns(likelihoods)
-    B, T, m = col.shape
     opts = dict(dtype=col.dtype, device=col.device)
     out = _empty_large((T, B, m), **opts)
     norms = torch.empty(T, B, 1, **opts)
@@ -386,7 +772,7 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> T
     return out.transpose(0, 1)
 
 
-def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
+def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
     """Smoothed posteriors ``P(H_t | x_{0:T-1})``.
 
     Proportional to ``filtered_t * beta_t`` (:func:`hmm_forward`, :func:`hmm_backward`),
@@ -395,6 +781,7 @@ def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
     Args:
         initial: (m,); transition: (m, m); likelihoods: (B, T, m) tensor or
             :class:`TokenLikelihoods`.
+        parallel: keyword only; see :func:`hmm_forward`.
 
     Returns:
         (B, T, m), each row on the simplex.
@@ -402,10 +789,10 @@ def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
     Raises:
         ZeroProbabilityError: a sequence has probability zero.
     """
-    return _smooth(initial, transition, likelihoods, masked=False)
+    return _smooth(initial, transition, likelihoods, False, parallel)
 
 
-def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Tensor:
+def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
     """Leave-one-out posteriors ``P(H_t | x with position t left out)`` (docs/theory.md, "The perfect masked LM").
 
     Proportional to ``predicted_t * beta_t``: the forward prediction from
@@ -416,6 +803,7 @@ def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Te
         initial: (m,) law of the first state (use ``initial @ transition`` for a
             downstream input whose position 0 is a mask, see :class:`hmmtune.OracleMLM`).
         transition: (m, m); likelihoods: (B, T, m) tensor or :class:`TokenLikelihoods`.
+        parallel: keyword only; see :func:`hmm_forward`.
 
     Returns:
         (B, T, m), each row on the simplex.
@@ -423,10 +811,10 @@ def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods) -> Te
     Raises:
         ZeroProbabilityError: a sequence has probability zero.
     """
-    return _smooth(initial, transition, likelihoods, masked=True)
+    return _smooth(initial, transition, likelihoods, True, parallel)
 
 
-def hmm_start_backward(transition: Tensor, likelihoods) -> Tensor:
+def hmm_start_backward(transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
     """Backward message to a mask placed before the observed tokens (docs/theory.md, "The perfect masked LM").
 
     For observed ``x_1..x_T`` (stored at indices 0..T-1 of ``likelihoods``) this is
@@ -437,12 +825,20 @@ def hmm_start_backward(transition: Tensor, likelihoods) -> Tensor:
 
     Args:
         transition: (m, m); likelihoods: (B, T, m) tensor or :class:`TokenLikelihoods`.
+        parallel: keyword only; see :func:`hmm_forward` (the time-parallel path needs
+            no second level here: the stitched message is the answer).
 
     Returns:
         (B, m) normalised ``beta_0``.
     """
+    B, T, m = likelihoods.shape
+    if T > 1 and _parallel(parallel, likelihoods.shape):
+        bl = _Blocks(likelihoods)
+        X, ls = _block_products(bl, None, transition)
+        b0, _ = _stitch_backward(X, ls, through_first=True)
+        if not _any_zero(b0.sum(-1)):
+            return b0
     col = _Columns(likelihoods)
-    B, T, m = col.shape
     opts = dict(dtype=col.dtype, device=col.device)
     norms = torch.ones(T, B, 1, **opts)
     beta = torch.full((B, m), 1.0 / m, **opts)

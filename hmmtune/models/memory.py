@@ -552,6 +552,9 @@ class MemoryHMM:
         C, K = self.num_configurations, self.num_states
         E = self._config_emission_T()  # (n, C, K)
         A = self.transition
+        if inference.use_time_parallel(b * C, T, K):  # long sequences: the time-parallel path
+            L = E[tokens.T.contiguous()].view(T, b * C, K).transpose(0, 1)
+            return inference.hmm_log_prob(start, A, L, allow_zero=True).view(b, C)
         one = torch.ones((), dtype=A.dtype, device=A.device)
         alpha = start.expand(b * C, K)
         log_lik = torch.zeros(b * C, dtype=A.dtype, device=A.device)
