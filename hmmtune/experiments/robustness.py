@@ -421,7 +421,7 @@ def points_of(records: list[dict]) -> list[dict]:
         cfg = rec["config"]
         base = cfg.get("base", "exp1")
         results = rec["results"]
-        parts = results["steps"] if cfg.get("runner") == "learned" else [results]
+        parts = results["steps"] if "steps" in results else [results]  # older learned records: one per stop
         for part in parts:
             out.extend(_points_of_part(rec, cfg, base, part, part.get("source", results.get("source", "imperfect"))))
     return out

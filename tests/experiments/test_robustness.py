@@ -101,3 +101,22 @@ def test_study_runs_through_the_sweep_engine_lock_validation_and_learned_records
     assert again.ran == 1 and again.resumed == 2 and len(again.sweep.set_aside) == 1
     assert again.records[2]["results"] == imp["results"]  # recomputed, bit-identical
     assert json.loads(open(again.sweep.set_aside[0]).read())["results"]["head"]["tv_mean"] == "0.1"
+
+
+def test_cli_study_ctrl_c_says_what_is_saved_and_checks_executor_options(tmp_path, capsys, monkeypatch):
+    calls = []
+    real = R.run
+
+    def run(config, seed):
+        calls.append(config.error)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(config, seed)
+
+    monkeypatch.setattr(R, "run", run)
+    args = ["reproduce", "exp1", "--pretraining-error", "noise=0.6", "--quick", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 of 4 runs are saved" in err and "Traceback" not in err
+    assert main(args + ["--ray-address", "auto"]) == 2
+    assert "--ray-address needs --executor ray" in capsys.readouterr().err
