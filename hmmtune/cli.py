@@ -295,6 +295,7 @@ def _reproduce_robustness(args) -> int:
     bases = ("exp1", "exp2") if args.experiment == "robustness" else (args.experiment,)
     if args.models == "authors" and bases != ("exp1",):
         raise _CliError("--models authors applies to exp1 only (the authors' generator for exp2 is not reproduced)")
+    _check_executor(args)
     bar = tqdm(total=None, unit="run", desc=f"{args.experiment} robustness", disable=args.no_progress or None)
 
     def progress(done, total):
@@ -302,29 +303,38 @@ def _reproduce_robustness(args) -> int:
             bar.reset(total=total)
         bar.update(1)
 
+    from .experiments.sweep import SweepInterrupted
+
     try:
-        result = run_robustness(
-            quick=args.quick,
-            seeds=args.seeds,
-            bases=bases,
-            errors=errors,
-            learned=args.experiment == "robustness" and not args.no_learned,
-            models=args.models,
-            out=args.out,
-            jobs=args.jobs,
-            progress=progress,
-            name=None if args.experiment == "robustness" else f"{args.experiment}-pretraining-error" + ("-quick" if args.quick else ""),
-        )
-    finally:
-        bar.close()
+        try:
+            result = run_robustness(
+                quick=args.quick,
+                seeds=args.seeds,
+                bases=bases,
+                errors=errors,
+                learned=args.experiment == "robustness" and not args.no_learned,
+                models=args.models,
+                out=args.out,
+                jobs=args.jobs,
+                progress=progress,
+                name=None if args.experiment == "robustness" else f"{args.experiment}-pretraining-error" + ("-quick" if args.quick else ""),
+                executor=args.executor,
+                ray_address=args.ray_address,
+            )
+        finally:
+            bar.close()
+    except SweepInterrupted as exc:
+        print(f"hmmtune: {exc.message}", file=sys.stderr)
+        return 128 + int(exc.signum)
     for row in result.located:
         cross = ", ".join(f"{k} {'-' if v is None else f'{v:.3g}'}" for k, v in row["crossing_tv"].items())
         learned = "" if row["learned_tv"] is None else f"; learned TV {row['learned_tv']:.3g}"
         print(f"{row['base']} size {row['size']} {row['method']}: paper {row['published']}, ours {row['perfect']:.1f}; TV where our curves reach it: {cross}{learned}")
-    print(f"\n{result.ran} runs computed, {result.resumed} resumed from {result.paths['records']} in {result.elapsed_s:.1f} s")
+    print(f"\n{result.sweep.cost_line()}")
     for what, path in result.paths.items():
         if what != "records":
             print(f"{what}: {path}")
+    print(f"table: {result.sweep.paths['table']}")
     return 0
 
 

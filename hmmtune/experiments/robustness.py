@@ -15,8 +15,15 @@ Each method's record carries its test accuracy and the measured mean and worst t
 variation of the features it reads to the perfect oracle's, on the test inputs.
 :func:`curves` averages records into accuracy-against-TV curves, :func:`locate_published`
 finds where they pass through the published numbers, and :func:`plot_curves` draws them in
-the paper's style. The study that adds learned networks at several pretraining steps is
-:func:`hmmtune.learned.robustness.run_robustness`.
+the paper's style.
+
+The grid runs through the one sweep engine (:mod:`hmmtune.experiments.sweep`) as the
+recipe :data:`RECIPE`, registered as ``"robustness"``: ``run_sweep("robustness",
+quick=True)`` plans, resumes, executes (local or Ray) and summarises it like the paper's
+experiments. The study that adds learned networks at several pretraining steps,
+:func:`hmmtune.learned.robustness.run_robustness`, runs the recipe
+``"robustness-learned"`` that :mod:`hmmtune.learned.robustness` registers (this grid plus
+the learned points, in one sweep).
 """
 
 from __future__ import annotations
@@ -46,6 +53,12 @@ __all__ = [
     "configs",
     "config_from_dict",
     "run",
+    "run_one",
+    "check_results",
+    "study_folder",
+    "summary_rows",
+    "format_curve_table",
+    "RECIPE",
     "curves",
     "locate_published",
     "plot_curves",
@@ -252,6 +265,114 @@ def _run_exp2(config: RobustnessConfig, seed: int) -> dict:
     return {"memory_attention": attention, "vanilla_linear": vanilla, "error": err.to_dict()}
 
 
+# ------------------------------------------------------------------ the engine's recipe
+def plan(quick: bool = False, truncate: bool = False) -> list[RobustnessConfig]:
+    """The recipe's plan: :func:`configs` (every base, size and error)."""
+    return configs(quick, truncate)
+
+
+def run_one(config: RobustnessConfig, seed: int, ctx=None) -> dict:
+    """The recipe's runner: :func:`run` (``ctx`` unused)."""
+    return run(config, seed)
+
+
+def _check_point(r, where: str) -> None:
+    if not isinstance(r, dict):
+        raise ValueError(f"{where} must be an object")
+    for key, hi in (("test", 1.0), ("tv_mean", 1.0 + 1e-9), ("tv_worst", 1.0 + 1e-9)):
+        v = r.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0.0 <= v <= hi):
+            raise ValueError(f"{where}[{key!r}] must be a number in [0, 1], got {v!r}")
+
+
+def check_results(results: dict, config: dict | None) -> None:
+    """A stored point's results: each method of its base has a test accuracy and mean /
+    worst TV in [0, 1]; a learned point (``config["runner"] == "learned"``) has them at
+    every stop (``results["steps"]``). ``ValueError`` says what is wrong."""
+    config = config or {}
+    base = config.get("base", "exp1")
+    if base not in METHODS:
+        raise ValueError(f"unknown base {base!r}")
+    if config.get("runner") == "learned":
+        parts = results.get("steps")
+        if not isinstance(parts, list) or not parts:
+            raise ValueError("'steps' must be a non-empty list")
+        names = [f"steps[{i}]" for i in range(len(parts))]
+    else:
+        parts, names = [results], ["results"]
+    for part, name in zip(parts, names):
+        if not isinstance(part, dict):
+            raise ValueError(f"{name} must be an object")
+        for method in METHODS[base]:
+            _check_point(part.get(method), f"{name}[{method!r}]")
+
+
+def study_folder(name: str | None, configs: list, quick: bool, truncate: bool) -> tuple[str, str]:
+    """Records go to ``out/robustness/``; the engine's table and JSON to
+    ``out/<name>-sweep.{md,json}`` (``name``: the study's file stem, by default
+    ``robustness[-quick]``), beside the study's own ``<name>.json`` and plots."""
+    return NAME, (name or ("robustness-quick" if quick else "robustness")) + "-sweep"
+
+
+def _folder(configs: list, quick: bool, truncate: bool) -> tuple[str, str]:
+    return study_folder(None, configs, quick, truncate)
+
+
+def summary_rows(records: list[dict]) -> list:
+    """The engine's summary: :func:`curves` of :func:`points_of` the records."""
+    return curves(points_of(records))
+
+
+def format_curve_table(rows: list) -> str:
+    """Curve points as a Markdown table (accuracy in %, mean over seeds)."""
+    lines = ["| base | size | method | source | error | mean TV | worst TV | accuracy (%) | seeds |", "|" + "---|" * 9]
+    for c in rows:
+        std = "" if math.isnan(c.accuracy_std) else f" ± {c.accuracy_std:.1f}"
+        lines.append(f"| {c.base} | {c.size} | {c.method} | {c.source} | {c.error} | {c.tv_mean:.3g} | {c.tv_worst:.3g} | {c.accuracy:.1f}{std} | {c.count} |")
+    return "\n".join(lines)
+
+
+def plot_recipe(rows: list, path: str, configs: list, subtitle: str | None = None) -> str:
+    """The engine's plot: the curves of the first base experiment present."""
+    return plot_curves(rows, path, rows[0].base if rows else configs[0].base, subtitle=subtitle)
+
+
+def _settings(configs: list, seeds: list) -> str:
+    c = next((c for c in configs if isinstance(c, RobustnessConfig)), None)
+    grid = f"imperfect oracles, T = {c.length}, train/val/test {c.num_train}/{c.num_val}/{c.num_test}, " if c else ""
+    return f"{grid}{len(seeds)} seed(s), {len(configs)} configurations"
+
+
+def _recipe(**kw):
+    from .sweep import Recipe
+
+    return Recipe(
+        name="robustness",
+        experiment=NAME,
+        title=TITLE,
+        methods={},
+        published={},
+        x_label=X_LABEL,
+        x_short=X_SHORT,
+        plan=plan,
+        config_from_dict=config_from_dict,
+        run_one=run_one,
+        default_seeds=DEFAULT_SEEDS,
+        quick_seeds=QUICK_SEEDS,
+        summarize=summary_rows,
+        format_table=format_curve_table,
+        plot=plot_recipe,
+        settings=_settings,
+        folder=_folder,
+        check=check_results,
+        **kw,
+    )
+
+
+#: The imperfect-oracle grid as a sweep recipe (registered as ``"robustness"``).
+RECIPE = _recipe()
+
+
 # ------------------------------------------------------------------ summaries
 def error_kind(label: str) -> str:
     """``"emission"``, ``"transition"``, ``"initial"``, ``"noise"``, ``"none"`` or
@@ -293,27 +414,38 @@ class CurvePoint:
 
 
 def points_of(records: list[dict]) -> list[dict]:
-    """One flat point per (record, method): base, size, seed, source, error, TV, accuracy."""
+    """One flat point per (record, method), and per stop of a learned record (its
+    ``results["steps"]``): base, size, seed, source, error, TV, accuracy."""
     out = []
     for rec in records:
         cfg = rec["config"]
-        base = cfg["base"]
-        for method in METHODS[base]:
-            r = rec["results"][method]
-            out.append(
-                {
-                    "base": base,
-                    "size": int(cfg["size"]),
-                    "seed": int(rec["seed"]),
-                    "method": method,
-                    "source": rec["results"].get("source", "imperfect"),
-                    "kind": error_kind(cfg["error"]) if "step" not in r else "learned",
-                    "error": cfg["error"] if "step" not in r else f"step={r['step']}",
-                    "tv_mean": float(r["tv_mean"]),
-                    "tv_worst": float(r["tv_worst"]),
-                    "accuracy": 100.0 * float(r["test"]),
-                }
-            )
+        base = cfg.get("base", "exp1")
+        results = rec["results"]
+        parts = results["steps"] if "steps" in results else [results]  # older learned records: one per stop
+        for part in parts:
+            out.extend(_points_of_part(rec, cfg, base, part, part.get("source", results.get("source", "imperfect"))))
+    return out
+
+
+def _points_of_part(rec: dict, cfg: dict, base: str, part: dict, source: str) -> list[dict]:
+    out = []
+    for method in METHODS[base]:
+        r = part[method]
+        learned = "step" in r
+        out.append(
+            {
+                "base": base,
+                "size": int(cfg["size"]),
+                "seed": int(rec["seed"]),
+                "method": method,
+                "source": source,
+                "kind": "learned" if learned else error_kind(cfg["error"]),
+                "error": f"step={r['step']}" if learned else cfg["error"],
+                "tv_mean": float(r["tv_mean"]),
+                "tv_worst": float(r["tv_worst"]),
+                "accuracy": 100.0 * float(r["test"]),
+            }
+        )
     return out
 
 

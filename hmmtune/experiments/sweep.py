@@ -112,6 +112,12 @@ class Recipe:
             task's declared resources (default one CPU).
         checkpoints: the runs keep checkpoints beside their records (``<key>*.pt``),
             deleted once the record is saved.
+        check: ``check(results, config_dict) -> None``, extra validation of a stored
+            record's results (raise ``ValueError``, ``KeyError`` or ``TypeError`` saying
+            what is wrong); for recipes whose methods depend on the configuration
+            (``methods`` may then be empty).
+        seeds_for: ``seeds_for(config, seeds) -> seeds``, the seeds one configuration runs
+            with (default: all of them), e.g. one seed for an expensive kind of run.
     """
 
     name: str
@@ -137,6 +143,8 @@ class Recipe:
     extra: Callable | None = None
     resources: Callable | None = None
     checkpoints: bool = False
+    check: Callable | None = None
+    seeds_for: Callable | None = None
 
     # the attribute names of an experiment module (plots.plot_summary reads these)
     METHODS = property(lambda self: self.methods)
@@ -154,8 +162,15 @@ class Recipe:
             return self.accuracy(results, method)
         return results[method]["test"]
 
-    def check_results(self, results: dict, path) -> None:
-        """Every method's accuracy is a number in [0, 1] (:class:`store.RecordError` if not)."""
+    def check_results(self, results: dict, path, config: dict | None = None) -> None:
+        """Every method's accuracy is a number in [0, 1], and the recipe's own ``check``
+        passes (:class:`store.RecordError` naming the file if not)."""
+        if self.check is not None:
+            try:
+                self.check(results, config)
+            except (ValueError, KeyError, TypeError, IndexError) as exc:
+                why = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                raise store.RecordError(f"record {path}: field 'results' is not valid: {why}") from None
         for method in self.methods:
             try:
                 v = self.score(results, method)
@@ -169,6 +184,7 @@ class Recipe:
 RECIPES: dict[str, Recipe | str] = {
     "exp1": "hmmtune.experiments.exp1:RECIPE",
     "exp2": "hmmtune.experiments.exp2:RECIPE",
+    "robustness": "hmmtune.experiments.robustness:RECIPE",
 }
 #: The paper's oracle-mode experiments: name -> module (kept for callers of the old API).
 EXPERIMENTS = {"exp1": "hmmtune.experiments.exp1", "exp2": "hmmtune.experiments.exp2"}
@@ -242,12 +258,15 @@ class Progress(NamedTuple):
 def plan(experiment: str | Recipe, configs: list, seeds, out: str | os.PathLike, folder: str | None = None) -> list[RunSpec]:
     """Every (configuration, seed) of a sweep with the path of its record
     (``out/<folder>/<label>-seed<seed>-<hash>.json``; folder: the recipe's name)."""
-    name = experiment.name if isinstance(experiment, Recipe) else experiment
+    if isinstance(experiment, Recipe):
+        name, seeds_for = experiment.name, experiment.seeds_for
+    else:
+        name, seeds_for = experiment, (get_recipe(experiment).seeds_for if experiment in RECIPES else None)
     folder = folder or name
     specs = []
     for cfg in configs:
         d = cfg.to_dict()
-        for seed in seeds:
+        for seed in seeds_for(cfg, list(seeds)) if seeds_for else seeds:
             key = store.run_key(cfg.label, seed, d)
             specs.append(RunSpec(name, d, int(seed), store.record_path(out, folder, key)))
     return specs
@@ -562,7 +581,7 @@ def _resume(recipe: Recipe, spec: RunSpec, set_aside: list) -> dict | None:
         store.validate_record(rec, spec.path, config=spec.config, seed=spec.seed)
         if rec["experiment"] != recipe.record_experiment:
             raise store.RecordError(f"record {spec.path}: field 'experiment' is {rec['experiment']!r}, expected {recipe.record_experiment!r}")
-        recipe.check_results(rec["results"], spec.path)
+        recipe.check_results(rec["results"], spec.path, spec.config)
         return rec
     except FileNotFoundError:
         return None

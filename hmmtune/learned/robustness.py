@@ -11,8 +11,14 @@ from learned networks at several pretraining steps, on the same axes (docs/robus
    of the same training); at each stop the measured mean / worst TV of its mask prediction
    to the perfect oracle's and the head- and prompt-tuning test accuracies,
 
-saves one atomic JSON record per point (resumable, as the sweep engine's store), and
-writes the curves, the located published points and the paper-style plots.
+through the one sweep engine (:func:`hmmtune.experiments.sweep.run_sweep`): this module
+registers the recipe ``"robustness-learned"`` (the imperfect-oracle grid of the recipe
+``"robustness"`` plus one learned run per size, seed 0 only, planned first since they are
+the long ones), so the study gets the engine's executors (``local`` with ``jobs``
+processes, or ``ray``), folder lock, Ctrl-C handling, record validation and cost summary.
+One record per (configuration, seed): an imperfect-oracle point, or a learned network
+with its measurements at every stop (``results["steps"]``). It then writes the curves,
+the located published points and the paper-style plots.
 """
 
 from __future__ import annotations
@@ -20,9 +26,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, replace
-from multiprocessing import get_context
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +35,7 @@ import numpy as np
 
 from ..experiments import exp1, store
 from ..experiments import robustness as R
+from ..experiments.sweep import register, run_sweep
 from .experiment import CPU_SCALE, LearnedScale
 from .pretrain import mask_tv_distance, pretrain
 from .tune import tune_head, tune_prompt
@@ -40,6 +46,7 @@ __all__ = [
     "QUICK_SCALE",
     "LearnedPointConfig",
     "learned_points",
+    "STUDY_RECIPE",
     "RobustnessResult",
     "run_robustness",
 ]
@@ -76,7 +83,8 @@ QUICK_LEARNED_SIZES = (4,)
 
 @dataclass(frozen=True)
 class LearnedPointConfig:
-    """One learned network of experiment 1 at one size, measured at several steps."""
+    """One learned network of experiment 1 at one size, measured at several steps (one
+    run of the sweep, one record with every stop in ``results["steps"]``)."""
 
     size: int
     steps: tuple
@@ -87,22 +95,43 @@ class LearnedPointConfig:
     def label(self) -> str:
         return f"learned-exp1-{self.size}-{self.scale}"
 
+    @property
+    def x(self) -> int:
+        return self.size
+
+    @property
+    def base(self) -> str:
+        return "exp1"
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["steps"] = list(self.steps)
+        d.update(runner="learned", base="exp1")
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LearnedPointConfig":
+        d = {k: v for k, v in d.items() if k not in ("runner", "base")}
+        d["steps"] = tuple(d["steps"])
+        return cls(**d)
 
 
 def _scale(name: str) -> LearnedScale:
     return {"cpu": CPU_SCALE, "quick": QUICK_SCALE}[name]
 
 
-def learned_points(config: LearnedPointConfig, seed: int, workdir: str | os.PathLike) -> list[dict]:
-    """Pretrain one network, stopping at ``config.steps``; one record's results per stop.
+def learned_points(
+    config: LearnedPointConfig, seed: int, workdir: str | os.PathLike | None = None, *, checkpoint: str | os.PathLike | None = None
+) -> list[dict]:
+    """Pretrain one network, stopping at ``config.steps``; the measurements at each stop.
 
     The model, task and inputs are :func:`hmmtune.experiments.exp1.build`'s at the scale's
-    sizes. ``workdir`` holds the checkpoint between stops.
+    sizes. The checkpoint between stops is ``checkpoint``, or a file in ``workdir``; one
+    left by an interrupted run is discarded (its earlier stops were not saved), so every
+    stop is measured in this run, from step 0.
     """
+    if checkpoint is None and workdir is None:
+        raise ValueError("learned_points needs a workdir or a checkpoint path")
     sc = replace(_scale(config.scale), prompt_epochs=config.prompt_epochs)
     cfg = exp1.Exp1Config(config.size, length=sc.length, num_train=sc.num_train, num_val=sc.num_val, num_test=sc.num_test, prompt_tokens=sc.prompt_tokens)
     s = exp1.build(cfg, seed)
@@ -110,8 +139,9 @@ def learned_points(config: LearnedPointConfig, seed: int, workdir: str | os.Path
     x, y = s.tokens, s.labels
     pcfg = sc.pretrain_config(int(np.random.SeedSequence([int(seed), config.size, 0x5EED]).generate_state(1)[0]))
     steps = sorted({min(int(k), pcfg.total_steps) for k in config.steps})
-    Path(workdir).mkdir(parents=True, exist_ok=True)
-    ckpt = Path(workdir) / f"{config.label}-seed{seed}.pt"
+    ckpt = Path(checkpoint) if checkpoint is not None else Path(workdir) / f"{config.label}-seed{seed}.pt"
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    ckpt.unlink(missing_ok=True)
     reference = s.oracle.mask_prediction(x[te])
     out = []
     for k in steps:
@@ -152,60 +182,59 @@ def learned_points(config: LearnedPointConfig, seed: int, workdir: str | os.Path
     return out
 
 
-def _run_imperfect(spec: tuple) -> dict:
-    cfg_dict, seed, path = spec
-    import torch
+def run_one(config, seed: int, ctx=None) -> dict:
+    """The study recipe's runner: an imperfect-oracle point
+    (:func:`hmmtune.experiments.robustness.run`), or a learned network measured at every
+    stop (``{"source": "learned", "steps": [...]}``; the checkpoint between stops is the
+    engine's, ``ctx.checkpoint``, or a temporary folder)."""
+    if not isinstance(config, LearnedPointConfig):
+        return R.run(config, seed)
+    if ctx is not None and ctx.checkpoint is not None:
+        return {"source": "learned", "steps": learned_points(config, seed, checkpoint=ctx.checkpoint)}
+    import tempfile
 
-    torch.set_num_threads(1)
-    cfg = R.config_from_dict(cfg_dict)
-    t0 = time.perf_counter()
-    results = R.run(cfg, seed)
-    record = {
-        "experiment": R.NAME,
-        "key": Path(path).stem,
-        "config": cfg_dict,
-        "config_hash": store.config_hash(cfg_dict),
-        "seed": seed,
-        "x": cfg.x,
-        "results": results,
-        "elapsed_s": round(time.perf_counter() - t0, 3),
-        "created": store.now_utc(),
-    }
-    store.save_record(path, record)
-    return record
+    with tempfile.TemporaryDirectory(prefix="hmmtune-learned-") as tmp:
+        return {"source": "learned", "steps": learned_points(config, seed, tmp)}
 
 
-def _run_learned(spec: tuple) -> list[dict]:
-    cfg_dict, seed, paths, workdir = spec
-    import torch
+def config_from_dict(d: dict):
+    """A learned point's configuration (``"runner": "learned"``) or an imperfect-oracle one."""
+    return LearnedPointConfig.from_dict(d) if d.get("runner") == "learned" else R.config_from_dict(d)
 
-    torch.set_num_threads(1)
-    cfg = LearnedPointConfig(cfg_dict["size"], tuple(cfg_dict["steps"]), cfg_dict["scale"], cfg_dict["prompt_epochs"])
-    t0 = time.perf_counter()
-    pts = learned_points(cfg, seed, workdir)
-    records = []
-    for path, res in zip(paths, pts):
-        step_cfg = {"base": "exp1", "size": cfg.size, "error": "none", "runner": "learned", "scale": cfg.scale, "step": res["pretrain"]["step"]}
-        rec = {
-            "experiment": R.NAME,
-            "key": Path(path).stem,
-            "config": step_cfg,
-            "config_hash": store.config_hash(step_cfg),
-            "seed": seed,
-            "x": cfg.size,
-            "results": res,
-            "elapsed_s": round(time.perf_counter() - t0, 3),
-            "created": store.now_utc(),
-        }
-        store.save_record(path, rec)
-        records.append(rec)
-    return records
+
+def learned_configs(quick: bool = False, sizes=None, steps=None) -> list[LearnedPointConfig]:
+    """The learned points: one network per exp1 size, measured at ``steps``."""
+    lsizes = sizes or (QUICK_LEARNED_SIZES if quick else LEARNED_SIZES)
+    lsteps = tuple(steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS))
+    return [LearnedPointConfig(int(size), lsteps, "quick" if quick else "cpu", 1 if quick else 8) for size in lsizes]
+
+
+def plan(quick: bool = False, truncate: bool = False) -> list:
+    """The study's plan: the learned points first (the long runs), then the grid."""
+    return learned_configs(quick) + R.configs(quick, truncate)
+
+
+def seeds_for(config, seeds: list) -> list:
+    """A learned network runs with the first seed only; the grid with every seed."""
+    return seeds[:1] if isinstance(config, LearnedPointConfig) else seeds
+
+
+#: The whole study as a sweep recipe (registered as ``"robustness-learned"``): its
+#: records are shared with the imperfect-oracle recipe ``"robustness"``.
+STUDY_RECIPE = replace(
+    R.RECIPE,
+    name="robustness-learned",
+    title="Accuracy against pretraining error (imperfect oracles and learned networks)",
+    plan=plan, config_from_dict=config_from_dict, run_one=run_one, seeds_for=seeds_for, checkpoints=True
+)
+register("robustness-learned", STUDY_RECIPE)
 
 
 @dataclass
 class RobustnessResult:
     """What :func:`run_robustness` returns: the records, the averaged curve points, the
-    located published points, the output paths, and timings."""
+    located published points, the output paths, and timings; ``sweep``: the engine's
+    :class:`~hmmtune.experiments.sweep.SweepResult` (its table, cost line and paths)."""
 
     records: list
     curve_points: list
@@ -214,6 +243,7 @@ class RobustnessResult:
     ran: int
     resumed: int
     elapsed_s: float
+    sweep: object = field(default=None, repr=False)
 
 
 def run_robustness(
@@ -231,8 +261,16 @@ def run_robustness(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     name: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RobustnessResult:
     """Run (or resume) the robustness study and write its summary JSON and plots.
+
+    The runs go through the sweep engine (:func:`hmmtune.experiments.sweep.run_sweep`,
+    recipe ``"robustness-learned"``, or ``"robustness"`` without learned points): records
+    are validated on resume (a bad one is set aside and recomputed), the records folder is
+    locked, and Ctrl-C / SIGTERM stops the workers and raises
+    :class:`~hmmtune.experiments.sweep.SweepInterrupted` saying how many runs are saved.
 
     Args:
         quick: a few sizes and errors at small splits, and a tiny learned network (under
@@ -247,71 +285,36 @@ def run_robustness(
         learned: add the learned points (experiment 1 only).
         models: exp1's ``"paper"`` or ``"authors"`` models (the imperfect-oracle grid).
         out: results folder; records go to ``out/robustness/``, the summary to
-            ``out/<name>.json`` and the plots to ``out/<name>-<base>.png``.
-        jobs: worker processes. progress: called with (done, total) after each unit.
+            ``out/<name>.json``, the plots to ``out/<name>-<base>.png`` and the engine's
+            table of curve points and cost to ``out/<name>-sweep.{md,json}``.
+        jobs: local executor: worker processes; Ray started here: its CPUs.
+        progress: called with (done, total) after each run (done counts the resumed).
         name: file stem (default ``robustness`` or ``robustness-quick``).
+        executor: ``"local"`` or ``"ray"``; ray_address: ``"auto"``, ``"HOST:PORT"`` or
+            None (start a local Ray instance).
     """
     t0 = time.perf_counter()
-    if int(jobs) < 1:
+    if isinstance(jobs, bool) or int(jobs) < 1:
         raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     nseeds = seeds if seeds is not None else (R.QUICK_SEEDS if quick else R.DEFAULT_SEEDS)
     seed_list = list(range(int(nseeds)))
     grid = R.configs(quick, bases=bases, sizes=sizes, errors=errors, models=models)
     name = name or ("robustness-quick" if quick else "robustness")
-    rec_dir = Path(out) / R.NAME
-    todo_imp, records = [], []
-    for cfg in grid:
-        d = cfg.to_dict()
-        for seed in seed_list:
-            path = store.record_path(out, R.NAME, store.run_key(cfg.label, seed, d))
-            rec = store.load_record(path)
-            if rec is not None and rec.get("config_hash") == store.config_hash(d):
-                records.append(rec)
-            else:
-                todo_imp.append((d, seed, str(path)))
-    todo_learned = []
-    if learned and "exp1" in bases:
-        lsizes = learned_sizes or (QUICK_LEARNED_SIZES if quick else LEARNED_SIZES)
-        lsteps = tuple(learned_steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS))
-        for size in lsizes:
-            lc = LearnedPointConfig(int(size), lsteps, "quick" if quick else "cpu", 1 if quick else 8)
-            d = lc.to_dict()
-            paths = [str(store.record_path(out, R.NAME, store.run_key(f"{lc.label}-step{k}", 0, d))) for k in lsteps]
-            recs = [store.load_record(p) for p in paths]
-            if all(r is not None for r in recs):
-                records.extend(recs)
-            else:
-                todo_learned.append((d, 0, paths, str(rec_dir / "checkpoints")))
-    resumed = len(records)
-    total = len(todo_imp) + len(todo_learned)
-    done = 0
-
-    def _tick():
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, total)
-
-    if jobs == 1:
-        for spec in todo_learned:
-            records.extend(_run_learned(spec))
-            _tick()
-        for spec in todo_imp:
-            records.append(_run_imperfect(spec))
-            _tick()
-    else:
-        with ProcessPoolExecutor(max_workers=int(jobs), mp_context=get_context("spawn")) as pool:
-            futs = [pool.submit(_run_learned, s) for s in todo_learned]  # the long ones first
-            futs += [pool.submit(_run_imperfect, s) for s in todo_imp]
-            try:
-                for fut in as_completed(futs):
-                    r = fut.result()
-                    records.extend(r if isinstance(r, list) else [r])
-                    _tick()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-
+    with_learned = learned and "exp1" in bases
+    lconfigs = learned_configs(quick, learned_sizes, learned_steps) if with_learned else []
+    recipe = STUDY_RECIPE if lconfigs else R.RECIPE
+    recipe = replace(recipe, folder=partial(R.study_folder, name))
+    sweep = run_sweep(
+        recipe,
+        seeds=seed_list,
+        out=out,
+        jobs=int(jobs),
+        progress=(lambda p: progress(p.done, p.total)) if progress else None,
+        configs=lconfigs + grid,
+        plot=False,
+        executor=executor,
+        ray_address=ray_address,
+    )
     settings = {
         "quick": quick,
         "seeds": seed_list,
@@ -319,11 +322,14 @@ def run_robustness(
         "models": models,
         "imperfect_config": {k: v for k, v in grid[0].to_dict().items() if k not in ("base", "size", "error")} if grid else None,
         "errors": sorted({c.error for c in grid}),
-        "learned_scale": ("quick" if quick else "cpu") if learned and "exp1" in bases else None,
+        "learned_scale": ("quick" if quick else "cpu") if with_learned else None,
         "learned_steps": list(learned_steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS)),
+        "executor": executor,
     }
-    cps, located, paths = summarize_study(records, out, name, settings, ran=total, resumed=resumed, elapsed_s=time.perf_counter() - t0)
-    return RobustnessResult(records, cps, located, paths, total, resumed, time.perf_counter() - t0)
+    cps, located, paths = summarize_study(
+        sweep.records, out, name, settings, ran=sweep.ran, resumed=sweep.resumed, elapsed_s=time.perf_counter() - t0
+    )
+    return RobustnessResult(sweep.records, cps, located, paths, sweep.ran, sweep.resumed, time.perf_counter() - t0, sweep)
 
 
 def summarize_study(
@@ -358,11 +364,7 @@ def summarize_study(
         "loadavg": list(os.getloadavg()),
         "environment": store.environment(),
     }
-    tmp = paths["summary"] + ".tmp"
-    with open(tmp, "w") as fh:
-        json.dump(summary, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, paths["summary"])
+    store.write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
     seeds = settings.get("seeds") or []
     length = (settings.get("imperfect_config") or {}).get("length", "-")
     sub = f"{len(seeds)} seed(s), T = {length}, imperfect oracle + learned networks ({settings.get('learned_scale')} scale)"

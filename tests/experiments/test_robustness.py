@@ -73,3 +73,50 @@ def test_cli_pretraining_error_and_models(tmp_path, capsys):
     assert main(["reproduce", "exp1", "--models", "authors", "--quick", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]) == 0
     rec = json.loads(next((tmp_path / "authors" / "exp1").glob("m4-authors-seed0-*.json")).read_text())
     assert rec["config"]["models"] == "authors" and "authors_convention_flips" in rec["results"]["task"]
+
+
+def test_study_runs_through_the_sweep_engine_lock_validation_and_learned_records(tmp_path):
+    """The study is the engine's recipe: its folder lock, record validation (a bad record
+    is set aside, never deleted, and recomputed) and cost line; a learned network is one
+    record with every stop, its checkpoint dropped once saved."""
+    from hmmtune.experiments import store
+    from hmmtune.experiments.sweep import get_recipe
+
+    kw = dict(quick=True, bases=("exp1",), sizes={"exp1": (4,)}, errors=["none", "noise=0.6"], out=tmp_path)
+    with store.folder_lock(tmp_path / "robustness"):
+        with pytest.raises(store.SweepBusyError, match="another sweep"):
+            run_robustness(**kw)
+    res = run_robustness(**kw)
+    assert get_recipe("robustness-learned").run_one.__module__ == "hmmtune.learned.robustness"
+    assert res.ran == 3 and res.sweep.ran == 3 and "3 runs computed" in res.sweep.cost_line()
+    learned = [r for r in res.records if r["config"].get("runner") == "learned"]
+    assert len(learned) == 1 and len(learned[0]["results"]["steps"]) == 2  # one network, both stops
+    assert not list((tmp_path / "robustness").glob("*.pt"))
+    imp = next(r for r in res.records if r["config"].get("error") == "noise=0.6")
+    path = tmp_path / "robustness" / (imp["key"] + ".json")
+    rec = json.loads(path.read_text())
+    rec["results"]["head"]["tv_mean"] = "0.1"  # valid JSON, wrong inside
+    path.write_text(json.dumps(rec))
+    again = run_robustness(**kw)
+    assert again.ran == 1 and again.resumed == 2 and len(again.sweep.set_aside) == 1
+    assert again.records[2]["results"] == imp["results"]  # recomputed, bit-identical
+    assert json.loads(open(again.sweep.set_aside[0]).read())["results"]["head"]["tv_mean"] == "0.1"
+
+
+def test_cli_study_ctrl_c_says_what_is_saved_and_checks_executor_options(tmp_path, capsys, monkeypatch):
+    calls = []
+    real = R.run
+
+    def run(config, seed):
+        calls.append(config.error)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(config, seed)
+
+    monkeypatch.setattr(R, "run", run)
+    args = ["reproduce", "exp1", "--pretraining-error", "noise=0.6", "--quick", "--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 of 4 runs are saved" in err and "Traceback" not in err
+    assert main(args + ["--ray-address", "auto"]) == 2
+    assert "--ray-address needs --executor ray" in capsys.readouterr().err

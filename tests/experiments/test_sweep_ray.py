@@ -121,3 +121,15 @@ def test_cli_executor_ray_runs_and_refuses_a_stray_address(ray_instance, tmp_pat
     assert "1 runs computed, 0 resumed" in capsys.readouterr().out
     assert main(["reproduce", "exp1", "--ray-address", "auto", "--out", str(out)]) == 2
     assert "--ray-address needs --executor ray" in capsys.readouterr().err
+
+
+def test_robustness_study_on_ray_matches_the_local_executor(ray_instance, tmp_path):
+    from hmmtune.learned.robustness import run_robustness
+
+    kw = dict(quick=True, bases=("exp1",), sizes={"exp1": (4,)}, errors=["none", "noise=0.6"], learned=False)
+    on_ray = run_robustness(out=tmp_path / "ray", executor="ray", **kw)
+    local = run_robustness(out=tmp_path / "local", **kw)
+    assert on_ray.sweep.executor == "ray" and on_ray.ran == 2
+    assert [_comparable(r) for r in on_ray.records] == [_comparable(r) for r in local.records]
+    assert [c.to_dict() for c in on_ray.curve_points] == [c.to_dict() for c in local.curve_points]
+    assert run_robustness(out=tmp_path / "ray", **kw).resumed == 2  # the same store
