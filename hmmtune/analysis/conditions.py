@@ -733,7 +733,8 @@ def tolerance_certificate(model: HMM, prior, support, heads, backward, labels) -
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(ZS > 0, leak * (beta[:, out].max(1) if out else 0.0) / np.where(ZS > 0, ZS, 1.0), np.inf)
     rho = rho * (1 + _ROUNDING)
-    bound = np.where(np.isfinite(rho), rho / (1 + rho), 1.0)
+    with np.errstate(invalid="ignore"):  # rho = inf (Z_S = 0): the bound is 1, taken below
+        bound = np.where(np.isfinite(rho), rho / (1 + rho), 1.0)
     # uniform bound from the transition rows
     A = model.transition.detach().double().cpu().numpy()
     kappa = 0.0
