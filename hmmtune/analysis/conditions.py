@@ -1071,6 +1071,7 @@ def memory_parametric_conditions(model) -> list[Condition]:
     else:
         text = f"{name} fails exactly where " + " and ".join(f"{e} = 0" for e in exprs)
         inside, outside = _points_on_and_off(sympy.Add(*[e**2 for e in exprs]), params)
+        inside = _common_zero(exprs, params) or inside
     checks = []
     for point, on in ((inside, True), (outside, False)):
         if point is None:
@@ -1086,6 +1087,24 @@ def memory_parametric_conditions(model) -> list[Condition]:
         text += " (confirmed: " + ", ".join(checks) + ")"
     out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
     return out
+
+
+def _common_zero(exprs: list, params: dict) -> dict | None:
+    """A point of the declared ranges where every expression vanishes, from sympy's
+    ``solve`` of the polynomial system (parameters it leaves free are set to their
+    declared values); None when it finds none there."""
+    syms = [p["symbol"] for p in params.values()]
+    base = {p["symbol"]: p["value"] for p in params.values()}
+    try:
+        sols = sympy.solve([sympy.numer(sympy.together(e)) for e in exprs if e != 0], syms, dict=True)
+    except (NotImplementedError, ValueError):
+        return None
+    for sol in sols:
+        point = {x: sympy.simplify(sol[x].subs(base)) if x in sol else base[x] for x in syms}
+        if all(v.is_real and p["min"] <= v <= p["max"] for v, p in zip(point.values(), params.values())):
+            if all(sympy.simplify(e.subs(point)) == 0 for e in exprs):
+                return point
+    return None
 
 
 def _rank_locus(name: str, Ws, cols: list, params: dict):
