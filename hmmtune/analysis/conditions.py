@@ -1067,7 +1067,7 @@ def memory_parametric_conditions(model) -> list[Condition]:
         )
         if isinstance(common, sympy.FiniteSet) and len(common):
             inside = {p["symbol"]: sorted(common, key=float)[0]}
-        outside = next(({p["symbol"]: c} for c in _candidates(p) if c not in common), None)
+        outside = next(({p["symbol"]: c} for c in _candidates(p) if _outside_set(c, common)), None)
     else:
         text = f"{name} fails exactly where " + " and ".join(f"{e} = 0" for e in exprs)
         inside, outside = _points_on_and_off(sympy.Add(*[e**2 for e in exprs]), params)
@@ -1087,6 +1087,15 @@ def memory_parametric_conditions(model) -> list[Condition]:
         text += " (confirmed: " + ", ".join(checks) + ")"
     out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
     return out
+
+
+def _outside_set(value, zeros) -> bool:
+    """``value`` is certainly not in the sympy set ``zeros`` (False when sympy cannot
+    decide membership, e.g. for a ConditionSet)."""
+    try:
+        return not bool(zeros.contains(value))
+    except TypeError:
+        return False
 
 
 def _common_zero(exprs: list, params: dict) -> dict | None:
