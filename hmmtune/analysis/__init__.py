@@ -14,6 +14,7 @@ from .conditions import (
     head_certificate,
     head_condition,
     memory_condition,
+    memory_parametric_conditions,
     parametric_conditions,
     prompt_condition,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "head_condition",
     "load_task",
     "memory_condition",
+    "memory_parametric_conditions",
     "parametric_conditions",
     "prompt_condition",
 ]

@@ -45,7 +45,8 @@ def check(
     Theorem P (shortest prompt and smallest support, witness prompt and head verified
     with the exact prompted oracle); and, for a parametric model, the degeneracy loci.
     For a :class:`hmmtune.MemoryHMM`: Theorem M (per-local-state rank, the flattened
-    condition beside it, anchors and leave-one-out stability on samples).
+    condition beside it, anchors and leave-one-out stability on samples) and, for a
+    parametric model, the degeneracy locus of the memory condition per local state.
 
     Args:
         model: an HMM or a MemoryHMM.
@@ -96,6 +97,8 @@ def check(
     if isinstance(model, MemoryHMM):
         conds = [C.chain_condition(_ChainView(model), tau)]
         conds += C.memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
+        if getattr(model, "parameters", None):
+            conds += C.memory_parametric_conditions(model)
         shape = {
             "num_cells": model.num_cells,
             "num_values": model.num_values,

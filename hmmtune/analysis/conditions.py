@@ -36,6 +36,9 @@ __all__ = [
     "head_certificate",
     "prompt_condition",
     "chain_condition",
+    "memory_condition",
+    "parametric_conditions",
+    "memory_parametric_conditions",
     "sample_downstream",
     "Evidence",
     "evidence",
@@ -1015,50 +1018,149 @@ def parametric_conditions(model: HMM, support: list[int] | None = None, task: An
         targets.append((f"prompt: rank W[:, S] = |S| for S = {support}", list(support)))
     W = sym["emission"].T
     for name, cols in targets:
-        Ws = W.extract(list(range(W.rows)), cols)
-        gram = (Ws.T * Ws).det()
-        expr, sol, note = _locus(gram, params)
-        witness: dict[str, Any] = {"gram_determinant": str(expr), "columns": cols}
-        inside = outside = None
-        if note == "everywhere":
-            text = f"{name} fails for every parameter value (det(W^T W) = 0 identically)"
-        elif sol is not None and len(params) == 1:
-            (p,) = params.values()
-            witness["locus"] = str(sol)
-            text = f"{name} fails exactly when {p['symbol']} in {sol}" if sol != sympy.S.EmptySet else f"{name} holds on the whole range [{p['min']}, {p['max']}]"
-            if isinstance(sol, sympy.FiniteSet) and len(sol):
-                r = sorted(sol, key=lambda v: float(v))[0]
-                inside = {p["symbol"]: r}
-            cand = [p["value"], (p["min"] + p["max"]) / 2 if p["min"].is_finite and p["max"].is_finite else sympy.Rational(1, 3)]
-            cand += [sympy.Rational(k, 7) for k in range(-7, 8)]
-            for c in cand:
-                if (c not in sol) and p["min"] <= c <= p["max"]:
-                    outside = {p["symbol"]: c}
-                    break
-        else:
-            text = f"{name} fails exactly where {expr} = 0"
-            inside, outside = _points_on_and_off(expr, params)
-        checks = []
-        if inside is not None:
-            rk = _rank_at(Ws, inside)
-            checks.append(f"rank {rk} at {_pt(inside)}")
-            witness["rank_inside"] = {"point": _pt(inside), "rank": rk}
-            if rk >= len(cols):
-                raise AssertionError("internal error: locus point does not lower the rank")
-        if outside is not None:
-            rk = _rank_at(Ws, outside)
-            checks.append(f"rank {rk} at {_pt(outside)}")
-            witness["rank_outside"] = {"point": _pt(outside), "rank": rk}
-            if rk != len(cols):
-                raise AssertionError("internal error: point off the locus is degenerate")
-        if checks:
-            text += " (confirmed: " + ", ".join(checks) + ")"
-        out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
+        out.append(_rank_locus(name, W.extract(list(range(W.rows)), cols), cols, params)[0])
     task = as_task_spec(task)
     if task is not None and task.exact is not None and task.cell is None and task.dim == model.num_states:
         out.append(_task_locus(model, task, params, out[0].witness))
     out += _graph_loci(model, params)
     return out
+
+
+def memory_parametric_conditions(model) -> list[Condition]:
+    """Degeneracy loci of Theorem M's memory non-degeneracy for a parametric
+    :class:`hmmtune.MemoryHMM` (docs/theory.md, "Theorem M (attention heads)").
+
+    For each local state ``s`` the ``V`` value columns ``W[:, (v, s)]`` (emission rows
+    ``v * S + s``) are dependent exactly where their Gram determinant vanishes: one row per
+    local state, found and confirmed as for :func:`parametric_conditions` (the exact rank at
+    a point on the locus drops below V, at a point off it it is V). The memory condition
+    (some local state has V independent value columns) fails exactly on the common zeros of
+    these determinants: a last row gives them (the intersection of the zero sets for one
+    parameter, else the system of equations), confirmed at a point on them (every local
+    state degenerate) and a point off them (some local state not).
+    """
+    params = model.parameters or {}
+    V, S = model.num_values, model.num_local_states
+    W = model.symbolic["emission"].T  # (n, V * S), column v * S + s
+    rows = list(range(W.rows))
+    out, exprs, sols = [], [], []
+    blocks = []
+    for s in range(S):
+        cols = [v * S + s for v in range(V)]
+        Ws = W.extract(rows, cols)
+        cond, expr, sol, note = _rank_locus(f"memory: rank W[:, (., s)] = V for s = {s}", Ws, cols, params)
+        cond.witness["local_state"] = s
+        out.append(cond)
+        exprs.append(expr)
+        sols.append(sol)
+        blocks.append(Ws)
+    name = "memory: rank W[:, (., s)] = V for some s"
+    witness: dict[str, Any] = {"gram_determinants": [str(e) for e in exprs]}
+    inside = outside = None
+    if len(params) == 1:
+        (p,) = params.values()
+        common = sympy.Intersection(sympy.Interval(p["min"], p["max"]), *sols).simplify()
+        witness["locus"] = str(common)
+        text = (
+            f"{name} fails exactly when {p['symbol']} in {common} (every local state degenerate there)"
+            if common != sympy.S.EmptySet
+            else f"{name} holds on the whole range [{p['min']}, {p['max']}]: the local states never degenerate together"
+        )
+        if isinstance(common, sympy.FiniteSet) and len(common):
+            inside = {p["symbol"]: sorted(common, key=float)[0]}
+        outside = next(({p["symbol"]: c} for c in _candidates(p) if _outside_set(c, common)), None)
+    else:
+        text = f"{name} fails exactly where " + " and ".join(f"{e} = 0" for e in exprs)
+        inside, outside = _points_on_and_off(sympy.Add(*[e**2 for e in exprs]), params)
+        inside = _common_zero(exprs, params) or inside
+    checks = []
+    for point, on in ((inside, True), (outside, False)):
+        if point is None:
+            continue
+        ranks = [_rank_at(Ws, point) for Ws in blocks]
+        checks.append(f"ranks {ranks} at {_pt(point)}")
+        witness["ranks_inside" if on else "ranks_outside"] = {"point": _pt(point), "ranks": ranks}
+        if on and max(ranks) >= V:
+            raise AssertionError("internal error: a common locus point leaves a local state non-degenerate")
+        if not on and V not in ranks:
+            raise AssertionError("internal error: every local state is degenerate off the common locus")
+    if checks:
+        text += " (confirmed: " + ", ".join(checks) + ")"
+    out.append(Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False))
+    return out
+
+
+def _outside_set(value, zeros) -> bool:
+    """``value`` is certainly not in the sympy set ``zeros`` (False when sympy cannot
+    decide membership, e.g. for a ConditionSet)."""
+    try:
+        return not bool(zeros.contains(value))
+    except TypeError:
+        return False
+
+
+def _common_zero(exprs: list, params: dict) -> dict | None:
+    """A point of the declared ranges where every expression vanishes, from sympy's
+    ``solve`` of the polynomial system (parameters it leaves free are set to their
+    declared values); None when it finds none there."""
+    syms = [p["symbol"] for p in params.values()]
+    base = {p["symbol"]: p["value"] for p in params.values()}
+    try:
+        sols = sympy.solve([sympy.numer(sympy.together(e)) for e in exprs if e != 0], syms, dict=True)
+    except (NotImplementedError, ValueError):
+        return None
+    for sol in sols:
+        point = {x: sympy.simplify(sol[x].subs(base)) if x in sol else base[x] for x in syms}
+        if all(v.is_real and p["min"] <= v <= p["max"] for v, p in zip(point.values(), params.values())):
+            if all(sympy.simplify(e.subs(point)) == 0 for e in exprs):
+                return point
+    return None
+
+
+def _rank_locus(name: str, Ws, cols: list, params: dict):
+    """The locus where the columns ``Ws`` of W (symbolic) lose full column rank: the real
+    zeros of the Gram determinant, solved on the declared range (one parameter) or given
+    as the factored equation, confirmed by the exact rank at a point on it and one off it.
+    Returns ``(Condition, factored determinant, zero set or None, note)``."""
+    gram = (Ws.T * Ws).det()
+    expr, sol, note = _locus(gram, params)
+    witness: dict[str, Any] = {"gram_determinant": str(expr), "columns": cols}
+    inside = outside = None
+    if note == "everywhere":
+        text = f"{name} fails for every parameter value (det(W^T W) = 0 identically)"
+    elif sol is not None and len(params) == 1:
+        (p,) = params.values()
+        witness["locus"] = str(sol)
+        text = f"{name} fails exactly when {p['symbol']} in {sol}" if sol != sympy.S.EmptySet else f"{name} holds on the whole range [{p['min']}, {p['max']}]"
+        if isinstance(sol, sympy.FiniteSet) and len(sol):
+            r = sorted(sol, key=lambda v: float(v))[0]
+            inside = {p["symbol"]: r}
+        cand = [p["value"], (p["min"] + p["max"]) / 2 if p["min"].is_finite and p["max"].is_finite else sympy.Rational(1, 3)]
+        cand += [sympy.Rational(k, 7) for k in range(-7, 8)]
+        for c in cand:
+            if (c not in sol) and p["min"] <= c <= p["max"]:
+                outside = {p["symbol"]: c}
+                break
+    else:
+        text = f"{name} fails exactly where {expr} = 0"
+        inside, outside = _points_on_and_off(expr, params)
+    checks = []
+    if inside is not None:
+        rk = _rank_at(Ws, inside)
+        checks.append(f"rank {rk} at {_pt(inside)}")
+        witness["rank_inside"] = {"point": _pt(inside), "rank": rk}
+        if rk >= len(cols):
+            raise AssertionError("internal error: locus point does not lower the rank")
+    if outside is not None:
+        rk = _rank_at(Ws, outside)
+        checks.append(f"rank {rk} at {_pt(outside)}")
+        witness["rank_outside"] = {"point": _pt(outside), "rank": rk}
+        if rk != len(cols):
+            raise AssertionError("internal error: point off the locus is degenerate")
+    if checks:
+        text += " (confirmed: " + ", ".join(checks) + ")"
+    cond = Condition(f"parametric: locus of {name}", None, "symbolic (sympy)", text, witness, counts=False)
+    return cond, expr, sol, note
 
 
 def _in_row_space(Wn: sympy.Matrix, diffs: list) -> bool:

@@ -50,6 +50,8 @@ __all__ = [
     "format_entry",
     "load_model",
     "parse_parameters",
+    "exact_at_parameters",
+    "require_exact_entries",
     "LOADERS",
 ]
 
@@ -430,27 +432,13 @@ def hmm_from_json(source: Any, *, dtype=None, device=None):
         parsed[field] = fast if fast is not None else parse_entries(data, field, ndim, label, symbols)
     exact = None
     symbolic = None
+    if params:
+        require_exact_entries(label, {k: ex for k, (_, ex) in parsed.items()})
     if all(ex is not None for _, ex in parsed.values()):
         exact = {k: ex for k, (_, ex) in parsed.items()}
         if params:
             symbolic = exact
-            for k, M in symbolic.items():
-                for i in range(M.rows if k != "initial" else 1):
-                    row = list(M.row(i)) if k != "initial" else list(M)
-                    if sympy.cancel(sum(row) - 1) != 0:
-                        where = f" row {i}" if k != "initial" else ""
-                        raise ModelFileError(f"{label}: field {k!r}{where} sums to {sympy.cancel(sum(row))}, not 1 for every parameter value")
-            at = {p["symbol"]: p["value"] for p in params.values()}
-            exact = {k: M.subs(at) for k, M in symbolic.items()}
-            for k, M in exact.items():
-                for idx, e in enumerate(M):
-                    if not e.is_Rational:
-                        i, j = divmod(idx, M.cols)
-                        where = f"[{idx}]" if k == "initial" else f"[{i}][{j}]"
-                        values = ", ".join(f"{n} = {p['value']}" for n, p in params.items())
-                        raise ModelFileError(
-                            f"{label}: field {k!r}{where} = {symbolic[k][idx]} is undefined at the parameter values ({values})"
-                        )
+            exact = exact_at_parameters(label, symbolic, params, vectors=("initial",))
         for k, M in exact.items():
             check_exact_rows(label, k, M, ndim=1 if k == "initial" else 2)
     floats = {k: f for k, (f, _) in parsed.items()}
@@ -515,6 +503,54 @@ def parse_parameters(data: dict, label: str) -> dict:
             raise ModelFileError(f"{where}: value {vals['value']} is outside [{lo}, {hi}]")
         out[name] = {"symbol": sympy.Symbol(name, real=True), "min": lo, "max": hi, "value": vals["value"]}
     return out
+
+
+def require_exact_entries(label: str, exact: dict) -> None:
+    """A model that declares ``parameters`` needs every entry exact: ``exact`` maps each
+    field to its exact matrix, or None when the field holds a binary float (JSON ``0.5``).
+
+    Raises:
+        ModelFileError: naming the first such field.
+    """
+    for field, ex in exact.items():
+        if ex is None:
+            raise ModelFileError(
+                f"{label}: field {field!r} holds a binary float (a JSON number such as 0.5); a model that declares "
+                "'parameters' needs every entry exact: write it as a string such as \"1/2\""
+            )
+
+
+def exact_at_parameters(label: str, symbolic: dict, params: dict, vectors=()) -> dict:
+    """The exact matrices of a parametric model at its declared values.
+
+    ``symbolic`` maps fields to sympy matrices of expressions in the parameters (one row
+    per distribution, except the fields named in ``vectors``, whose entries form one
+    distribution). Every row must sum to 1 identically (for every parameter value, checked
+    by ``sympy.cancel``), and every entry must be a rational number at the values (no
+    division by zero there). Used by the HMM and the memory-HMM loaders alike.
+
+    Raises:
+        ModelFileError: naming the file, the field, and the row or entry.
+    """
+    for k, M in symbolic.items():
+        vector = k in vectors
+        for i in range(1 if vector else M.rows):
+            row = list(M) if vector else list(M.row(i))
+            if sympy.cancel(sum(row) - 1) != 0:
+                where = "" if vector else f" row {i}"
+                raise ModelFileError(f"{label}: field {k!r}{where} sums to {sympy.cancel(sum(row))}, not 1 for every parameter value")
+    at = {p["symbol"]: p["value"] for p in params.values()}
+    exact = {k: M.subs(at) for k, M in symbolic.items()}
+    for k, M in exact.items():
+        for idx, e in enumerate(M):
+            if not e.is_Rational:
+                i, j = divmod(idx, M.cols)
+                where = f"[{idx}]" if k in vectors else f"[{i}][{j}]"
+                values = ", ".join(f"{n} = {p['value']}" for n, p in params.items())
+                raise ModelFileError(
+                    f"{label}: field {k!r}{where} = {symbolic[k][idx]} is undefined at the parameter values ({values})"
+                )
+    return exact
 
 
 def hmm_from_hmmlearn(model, **kwargs):

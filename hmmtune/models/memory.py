@@ -247,6 +247,11 @@ class MemoryHMM:
         self.memory_prior = prior.expand(N, V).clone() if self.shared_prior else prior
         self.emission = emission.contiguous()
         self.exact = exact
+        #: For parametric models (the file's ``"parameters"``, read by
+        #: :func:`hmmtune.models.io.parse_parameters`): the declared parameters and the
+        #: symbolic matrices, keyed as ``exact``, which is taken at their values.
+        self.parameters: dict | None = None
+        self.symbolic: dict | None = None
         self.name = name
         self.description = description
         self._cache: dict = {}
@@ -301,8 +306,8 @@ class MemoryHMM:
         return self.initial.device
 
     def to(self, dtype: torch.dtype | None = None, device: Any = None) -> "MemoryHMM":
-        """A copy with another dtype and/or device (exact entries are kept)."""
-        return MemoryHMM(
+        """A copy with another dtype and/or device (exact entries and parameters are kept)."""
+        out = MemoryHMM(
             self.memory_prior[0] if self.shared_prior else self.memory_prior,
             self.initial,
             self.transition,
@@ -314,6 +319,8 @@ class MemoryHMM:
             name=self.name,
             description=self.description,
         )
+        out.parameters, out.symbolic = self.parameters, self.symbolic
+        return out
 
     def __repr__(self) -> str:
         label = f" {self.name!r}" if self.name else ""
@@ -810,10 +817,13 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
 
     Fields: ``memory_prior`` (V,) or (N, V); ``initial`` (N*S,); ``transition``
     (N*S, N*S); ``emission`` (V, S, n) or (V*S, n); optional ``num_cells``, ``name``,
-    ``description``, and ``dtype`` (``"float32"``, written for float32 models: rows are
-    then checked at float32 resolution and the model loads as float32). Entries follow the HMM rules (JSON numbers, or strings with exact
-    rationals such as ``"1/3"``); when every entry is exact the model keeps sympy
-    matrices in ``exact`` and exact rows must sum to exactly 1.
+    ``description``, ``dtype`` (``"float32"``, written for float32 models: rows are
+    then checked at float32 resolution and the model loads as float32) and ``parameters``
+    (as for an HMM, :func:`hmmtune.models.io.parse_parameters`: every entry must then be
+    exact, rows sum to 1 for every parameter value, the model is taken at the declared
+    values and keeps the expressions in ``symbolic``). Entries follow the HMM rules (JSON
+    numbers, or strings with exact rationals such as ``"1/3"``); when every entry is exact
+    the model keeps sympy matrices in ``exact`` and exact rows must sum to exactly 1.
 
     Raises:
         ModelFileError: naming the file and the field.
@@ -821,7 +831,16 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
     import numpy as np
     import sympy
 
-    from .io import ModelFileError, _wrap_value_error, check_format_version, load_json_source, parse_entries
+    from .io import (
+        ModelFileError,
+        _wrap_value_error,
+        check_format_version,
+        exact_at_parameters,
+        load_json_source,
+        parse_entries,
+        parse_parameters,
+        require_exact_entries,
+    )
 
     data, label = load_json_source(source)
     check_format_version(data, label)
@@ -831,14 +850,35 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
     num_cells = data.get("num_cells")
     if num_cells is not None and (not isinstance(num_cells, int) or isinstance(num_cells, bool) or num_cells < 1):
         raise ModelFileError(f"{label}: field 'num_cells' must be a positive integer, got {_json_repr(num_cells)}")
+    params = parse_parameters(data, label)  # the HMM format's "parameters" (docs/formats.md)
+    symbols = {name: p["symbol"] for name, p in params.items()} or None
     parsed = {}
     for field, dims in (("memory_prior", (1, 2)), ("initial", (1,)), ("transition", (2,)), ("emission", (2, 3))):
         if field not in data:
             raise ModelFileError(f"{label}: missing field {field!r}")
         d = _depth(data[field])
         ndim = d if d in dims else dims[-1]
-        parsed[field] = (ndim, parse_entries(data, field, ndim, label))
+        parsed[field] = (ndim, parse_entries(data, field, ndim, label, symbols))
+    if params:
+        require_exact_entries(label, {k: ex for k, (_, (_, ex)) in parsed.items()})
+    vectors = tuple(k for k, (ndim, _) in parsed.items() if ndim == 1)
+
+    def matrices() -> dict:
+        """The exact entries as sympy matrices (emission (V * S, n), vectors as columns)."""
+        out = {}
+        for k, (ndim, (_, ex)) in parsed.items():
+            try:
+                out[k] = sympy.Matrix([row for block in ex for row in block] if ndim == 3 else ex)
+            except ValueError:
+                raise ModelFileError(f"{label}: field {k!r} has rows of different lengths") from None
+        return out
+
     floats = {k: f for k, (_, (f, _)) in parsed.items()}
+    symbolic = None
+    if params:  # symbolic entries: exact values and floats are taken at the parameter values
+        symbolic = matrices()
+        at_values = exact_at_parameters(label, symbolic, params, vectors=vectors)
+        floats = {k: [float(v) for v in M] if k in vectors else [[float(v) for v in row] for row in M.tolist()] for k, M in at_values.items()}
     precision = data.get("dtype")
     if precision is not None:
         if precision not in ("float32", "float64"):
@@ -861,17 +901,17 @@ def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
         description=data.get("description"),
     )
     if all(ex is not None for _, (_, ex) in parsed.values()):
-        exact = {}
-        for k, (ndim, (_, ex)) in parsed.items():
-            if ndim == 3:
-                ex = sympy.Matrix([row for block in ex for row in block])
-            elif ndim == 1:
-                ex = sympy.Matrix(ex)
-            _check_exact_rows(label, k, ex.T if ndim == 1 else ex, ndim)
-            exact[k] = ex
+        exact = at_values if params else matrices()
+        for k, ex in exact.items():
+            _check_exact_rows(label, k, ex.T if k in vectors else ex, 1 if k in vectors else 2)
         if parsed["memory_prior"][0] == 1:
             exact["memory_prior"] = sympy.Matrix([list(exact["memory_prior"])] * model.num_cells)
+            if symbolic is not None:
+                symbolic["memory_prior"] = sympy.Matrix([list(symbolic["memory_prior"])] * model.num_cells)
         model.exact = exact
+    if params:
+        model.parameters = params
+        model.symbolic = symbolic
     return model
 
 
