@@ -100,9 +100,7 @@ PAGES = sorted(DOCS.rglob("*.md"))
 #: runs take longer than this session allowed on a shared machine (a known, reported
 #: defect; the lead reruns the named commands on a quiet machine, which makes these pass).
 PENDING = {
-    "reproducing.md": "needs `python bench/bench_experiments.py --jobs 2 --json docs/figures/reproduce-bench.json` (and --truncate) on a quiet machine",
     "benchmarks.md": "issue 11 re-measures these figures with their JSON",
-    "benchmarks-check.md": "issue 11 re-measures these figures with their JSON",
 }
 
 
