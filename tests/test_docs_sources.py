@@ -100,7 +100,6 @@ PAGES = sorted(DOCS.rglob("*.md"))
 #: runs take longer than this session allowed on a shared machine (a known, reported
 #: defect; the lead reruns the named commands on a quiet machine, which makes these pass).
 PENDING = {
-    "benchmarks.md": "issue 11 re-measures these figures with their JSON",
 }
 
 
