@@ -534,7 +534,10 @@ def run_sweep(
                 n_retries = executors.run_local(recipe, todo, options, on_result, jobs=int(jobs), retries=retries)
         except KeyboardInterrupt as exc:
             signum = signal.SIGTERM if isinstance(exc, _Terminated) else signal.SIGINT
-            raise SweepInterrupted(len(records), total, str(records_dir), signum) from None
+            # count what is on disk: the signal may land between a record's atomic rename
+            # and its entry in ``records`` (a saved file is always a whole record)
+            saved = sum(1 for s in specs if s.path in records or os.path.exists(s.path))
+            raise SweepInterrupted(saved, total, str(records_dir), signum) from None
 
     ordered = [records[s.path] for s in specs]
     summarize_fn = recipe.summarize or (lambda recs: summarize(recs, recipe))
