@@ -544,7 +544,7 @@ def _add_contract_options(parser, sub) -> None:
         p.add_argument("--max-memory", type=_size, default=None, metavar="SIZE",
                        help=f"refuse requests estimated above SIZE (default {limits.format_bytes(limits.Limits.max_memory)}; e.g. 16G)")
         p.add_argument("--max-file-size", type=_size, default=None, metavar="SIZE",
-                       help=f"refuse input files above SIZE (default {limits.format_bytes(limits.Limits.max_file_bytes)})")
+                       help=f"refuse input files above SIZE; also allows one number per {limits.ENTRY_BYTES} bytes of it (default {limits.format_bytes(limits.Limits.max_file_bytes)}, {limits.Limits.max_entries} numbers)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -558,6 +558,9 @@ def _run(args) -> int:
         changes["max_memory"] = args.max_memory
     if getattr(args, "max_file_size", None):
         changes["max_file_bytes"] = args.max_file_size
+        # a larger file may hold more numbers: the entry limit grows in proportion (one entry
+        # per ENTRY_BYTES bytes, the default limits' ratio), never below its default
+        changes["max_entries"] = max(limits.Limits.max_entries, args.max_file_size // limits.ENTRY_BYTES)
     with limits.override(**changes):
         code = args.func(args)
     sys.stdout.flush()  # a closed pipe shows here, inside the contract

@@ -54,12 +54,16 @@ class Limits:
     max_memory: int = 4 * 2**30
 
 
+#: bytes per number that ``--max-file-size`` grants when it raises ``max_entries`` (the
+#: default limits' ratio, 32 MiB for 2,000,000 numbers, rounded)
+ENTRY_BYTES = 16
+
 _LIMITS: contextvars.ContextVar[Limits] = contextvars.ContextVar("hmmtune_limits", default=Limits())
 
 _HOW = {
     "max_file_bytes": "--max-file-size on the command line, hmmtune.models.limits.override(max_file_bytes=...) in Python",
     "max_json_depth": "hmmtune.models.limits.override(max_json_depth=...) in Python",
-    "max_entries": "hmmtune.models.limits.override(max_entries=...) in Python",
+    "max_entries": "--max-file-size on the command line (one number per 16 bytes of it), hmmtune.models.limits.override(max_entries=...) in Python",
     "max_memory": "--max-memory on the command line, hmmtune.models.limits.override(max_memory=...) in Python",
 }
 

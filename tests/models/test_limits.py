@@ -179,3 +179,22 @@ def test_complex_and_boolean_arrays_are_refused():
         HMM([1.0, 0.0], torch.eye(2, dtype=torch.complex128), [[1, 0], [0, 1]])
     with pytest.raises(ValueError, match="emission: cannot read .* boolean"):
         HMM([1.0, 0.0], [[1, 0], [0, 1]], np.eye(2, dtype=bool))
+
+
+def test_max_file_size_on_the_command_line_also_raises_the_entry_limit(tmp_path, capsys):
+    """``--max-file-size`` grants one number per ``ENTRY_BYTES`` bytes (never fewer than the
+    default), so a large model that fits the raised size is not refused for its count."""
+    from hmmtune import cli
+
+    m = 40  # 40 + 1600 + 1600 numbers
+    model = {
+        "initial": [1] + [0] * (m - 1),
+        "transition": [[1 if j == (i + 1) % m else 0 for j in range(m)] for i in range(m)],
+        "emission": [[1 if j == i else 0 for j in range(m)] for i in range(m)],
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(model))
+    with limits.override(max_entries=1000):
+        assert cli.main(["check", str(path), "--num-inputs", "10"]) == 2
+        assert "entries" in capsys.readouterr().err
+        assert cli.main(["check", str(path), "--num-inputs", "10", "--max-file-size", "1M"]) in (0, 1)
