@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, common
 from .examples import example_path, list_examples
 
 # numpy, torch and the model loaders are imported inside the commands that use them:
@@ -135,9 +135,7 @@ def cmd_sample(args) -> int:
         raise _CliError(f"output file {out} must end in .npz")
     if not out.parent.exists():
         raise _CliError(f"output folder {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(out)
+    common.write_atomic(out, lambda fh: np.savez_compressed(fh, **arrays), binary=True)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in arrays.items())
     print(f"wrote {out}: {shapes}")
     return 0

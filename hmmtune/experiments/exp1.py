@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .. import common
 from ..models.generators import paper_hmm
 from ..oracle import MaskMessages, OracleMLM
 from ..tuning.heads import fit_head
@@ -147,8 +148,7 @@ def config_from_dict(d: dict) -> Exp1Config:
 def derived_seed(seed: int, config: Exp1Config, tag: int) -> int:
     """A 32-bit seed for one random draw of a run; the model and task depend only on
     ``(seed, m, n)``, so the quick and full sweeps use the same HMMs."""
-    ss = np.random.SeedSequence([int(seed), config.num_states, config.num_tokens, 0xE1, tag])
-    return int(ss.generate_state(1)[0])
+    return common.derive_seed(seed, config.num_states, config.num_tokens, 0xE1, tag)
 
 
 class Exp1Setup(NamedTuple):

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from .. import common
 from ..models.generators import paper_memory_hmm, paper_vanilla_control
 from ..oracle import OracleMLM
 from ..tuning.attention import fit_attention
@@ -107,8 +108,7 @@ def configs(quick: bool = False, truncate: bool = False, values=VALUES, **overri
 
 
 def derived_seed(seed: int, config: Exp2Config, tag: int) -> int:
-    ss = np.random.SeedSequence([int(seed), config.num_values, config.num_local_states, config.num_tokens, 0xE2, tag])
-    return int(ss.generate_state(1)[0])
+    return common.derive_seed(seed, config.num_values, config.num_local_states, config.num_tokens, 0xE2, tag)
 
 
 def _split(config: Exp2Config):

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import common
 from ..oracle import MaskMessages, OracleMLM
 from ..perturbed import PretrainingError, imperfect_oracle, tv_to_oracle
 from ..tuning.attention import fit_attention
@@ -178,7 +179,7 @@ def configs(
 def _error_seed(seed: int, config: RobustnessConfig) -> int:
     """The perturbation's seed: a function of (seed, base, size) only, so the directions
     are shared by every distance of a curve (the curve is one path away from the model)."""
-    return int(np.random.SeedSequence([int(seed), config.size, 0xE4, BASES.index(config.base)]).generate_state(1)[0])
+    return common.derive_seed(seed, config.size, 0xE4, BASES.index(config.base))
 
 
 def _fit_scores(fit, test_acc: float, tv) -> dict:

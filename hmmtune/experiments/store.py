@@ -40,6 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .. import common
+
 __all__ = [
     "config_hash",
     "run_key",
@@ -83,26 +85,6 @@ class SweepBusyError(ValueError):
     """Another sweep holds the records folder's lock."""
 
 
-def _write_atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        if isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
-            raise OSError(exc.errno, f"cannot write {path}: {os.strerror(exc.errno)} (nothing was left behind)") from exc
-        raise
-    return path
-
-
 def save_record(path: str | os.PathLike, record: dict) -> Path:
     """Write ``record`` as JSON atomically (temporary file + ``os.replace``); on any
     failure (a full disk, a file-size limit, an interrupt) the temporary file is removed
@@ -112,12 +94,10 @@ def save_record(path: str | os.PathLike, record: dict) -> Path:
         json.dump(record, fh, indent=1, sort_keys=True)
         fh.write("\n")
 
-    return _write_atomic(Path(path), write)
+    return common.write_atomic(path, write)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write a text file atomically, like :func:`save_record`."""
-    return _write_atomic(Path(path), lambda fh: fh.write(text))
+write_text_atomic = common.write_text_atomic
 
 
 #: Largest record file read (bytes); a learned record at paper scale is about 20 kB.

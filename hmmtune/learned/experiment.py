@@ -36,6 +36,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import common
 from .model import EncoderConfig
 from .pretrain import PretrainConfig, mask_tv_distance, pretrain
 from .tune import tune_attention, tune_head, tune_prompt
@@ -242,17 +243,13 @@ def _scale(scale: str | LearnedScale) -> LearnedScale:
     return SCALES[scale]
 
 
-def _seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
 # ------------------------------------------------------------------ one point
 def _tv_on(lm, oracle, tokens) -> float:
     return float(mask_tv_distance(lm.mask_prediction(tokens), oracle.mask_prediction(tokens)).mean())
 
 
 def _pretrain(model, scale, seed, device, checkpoint, progress, tag):
-    cfg = scale.pretrain_config(_seed(seed, 0x1EA, tag))
+    cfg = scale.pretrain_config(common.derive_seed(seed, 0x1EA, tag))
     return pretrain(model, cfg, scale.encoder(int(model.num_tokens)), device=device, checkpoint=checkpoint, progress=progress)
 
 

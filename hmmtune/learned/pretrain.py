@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from .. import common
 from .model import EncoderConfig, MaskedLM
 
 __all__ = [
@@ -249,15 +250,11 @@ class PretrainResult:
     def save_history(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_dict` as JSON."""
         path = Path(path)
-        _atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+        common.write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
         return path
 
 
 # --------------------------------------------------------------------- helpers
-def _derived_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint32)[0])
-
-
 def sample_tokens(model: Any, num_sequences: int, length: int, seed: int) -> Tensor:
     """Tokens (B, T) from any model with ``sample(B, T, seed)`` returning a tuple or a
     NamedTuple whose first field (or ``tokens``) holds the tokens."""
@@ -304,12 +301,6 @@ def mask_tv_distance(prediction: Tensor, reference: Tensor) -> Tensor:
     return 0.5 * (p - q).abs().sum(-1)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 class _Stream:
     """The corpus as a function of the step (no state beyond a one-shard cache)."""
 
@@ -331,10 +322,10 @@ class _Stream:
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         c = self.c
-        tokens = sample_tokens(self.model, self.sizes[shard], c.sequence_length, _derived_seed(c.seed, 1, shard))
+        tokens = sample_tokens(self.model, self.sizes[shard], c.sequence_length, common.derive_seed(c.seed, 1, shard))
         L = c.block_length
         blocks = tokens[:, : c.blocks_per_sequence * L].reshape(-1, L)
-        gen = torch.Generator().manual_seed(_derived_seed(c.seed, 2, epoch, shard))
+        gen = torch.Generator().manual_seed(common.derive_seed(c.seed, 2, epoch, shard))
         blocks = blocks[torch.randperm(blocks.shape[0], generator=gen)]
         self._cache = (key, blocks)
         return blocks
@@ -343,14 +334,14 @@ class _Stream:
         """(inputs with masks, labels with -100 where not predicted), both (batch, L)."""
         c = self.c
         epoch, r = divmod(step, c.steps_per_epoch)
-        gen = torch.Generator().manual_seed(_derived_seed(c.seed, 3, epoch))
+        gen = torch.Generator().manual_seed(common.derive_seed(c.seed, 3, epoch))
         order = torch.randperm(len(self.sizes), generator=gen).tolist()
         for shard in order:
             if r < self.batches[shard]:
                 break
             r -= self.batches[shard]
         blocks = self._shard(epoch, shard)[r * c.batch_size : (r + 1) * c.batch_size]
-        return _mask_blocks(blocks, c.masks_per_block, self.mask_id, _derived_seed(c.seed, 4, step))
+        return _mask_blocks(blocks, c.masks_per_block, self.mask_id, common.derive_seed(c.seed, 4, step))
 
 
 def _mask_blocks(blocks: Tensor, per_block: int, mask_id: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -379,10 +370,10 @@ def _lr_lambda(config: PretrainConfig) -> Callable[[int], float]:
 class _Evaluator:
     def __init__(self, model: Any, config: PretrainConfig, reference: Callable[[Tensor], Tensor], mask_id: int):
         c = config
-        self.inputs = downstream_inputs(model, c.eval_inputs, c.eval_length, _derived_seed(c.seed, 5))
+        self.inputs = downstream_inputs(model, c.eval_inputs, c.eval_length, common.derive_seed(c.seed, 5))
         self.target = reference(self.inputs).detach().double().cpu()
-        blocks = sample_tokens(model, c.eval_blocks, c.block_length, _derived_seed(c.seed, 6))
-        self.blocks = _mask_blocks(blocks, c.masks_per_block, mask_id, _derived_seed(c.seed, 7))
+        blocks = sample_tokens(model, c.eval_blocks, c.block_length, common.derive_seed(c.seed, 6))
+        self.blocks = _mask_blocks(blocks, c.masks_per_block, mask_id, common.derive_seed(c.seed, 7))
         # a prediction that ignores the input: the marginal law of X_0, estimated by the
         # mean of the oracle's predictions
         prior = self.target.mean(0, keepdim=True).expand_as(self.target)
@@ -430,10 +421,7 @@ def _save_checkpoint(path: Path, lm, opt, sched, step, history, seconds, config,
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    common.write_atomic(path, lambda fh: torch.save(state, fh), binary=True)
 
 
 def load_pretrained(path: str | os.PathLike, device: Any = None) -> tuple[MaskedLM, list[TrainingRecord]]:
@@ -500,7 +488,7 @@ def pretrain(
         if enc.num_tokens != n:
             raise ValueError(f"encoder has {enc.num_tokens} tokens, the model {n}")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_derived_seed(config.seed, 0))
+            torch.manual_seed(common.derive_seed(config.seed, 0))
             lm = MaskedLM(enc)
     device = device or torch.device("cpu")
     lm.to(device)
@@ -552,7 +540,7 @@ def pretrain(
             if cuda_state is not None and device.type == "cuda":
                 torch.cuda.set_rng_state(cuda_state.cpu(), device)
         else:
-            torch.manual_seed(_derived_seed(config.seed, 8))
+            torch.manual_seed(common.derive_seed(config.seed, 8))
 
         def record(train_loss: float) -> None:
             eval_loss, tv = evaluator(lm)

@@ -33,6 +33,7 @@ from typing import Callable
 
 import numpy as np
 
+from .. import common
 from ..experiments import exp1, store
 from ..experiments import robustness as R
 from ..experiments.sweep import register, run_sweep
@@ -137,7 +138,7 @@ def learned_points(
     s = exp1.build(cfg, seed)
     tr, va, te = s.splits
     x, y = s.tokens, s.labels
-    pcfg = sc.pretrain_config(int(np.random.SeedSequence([int(seed), config.size, 0x5EED]).generate_state(1)[0]))
+    pcfg = sc.pretrain_config(common.derive_seed(seed, config.size, 0x5EED))
     steps = sorted({min(int(k), pcfg.total_steps) for k in config.steps})
     ckpt = Path(checkpoint) if checkpoint is not None else Path(workdir) / f"{config.label}-seed{seed}.pt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
@@ -165,12 +166,12 @@ def learned_points(
             batch_size=sc.prompt_batch_size,
             seed=seed,
         )
-        common = {"tv_mean": float(tv.mean()), "tv_worst": float(tv.max()), "step": int(res.step)}
+        tv_stats = {"tv_mean": float(tv.mean()), "tv_worst": float(tv.max()), "step": int(res.step)}
         out.append(
             {
                 "source": "learned",
-                "head": {"test": head.accuracy(lm, x[te], y[te]), "val": head.val_accuracy, **common},
-                "prompt": {"test": prompt.accuracy(lm, x[te], y[te]), "val": prompt.val_accuracy, **common},
+                "head": {"test": head.accuracy(lm, x[te], y[te]), "val": head.val_accuracy, **tv_stats},
+                "prompt": {"test": prompt.accuracy(lm, x[te], y[te]), "val": prompt.val_accuracy, **tv_stats},
                 "pretrain": {"step": int(res.step), "total_steps": pcfg.total_steps, "seconds": round(t_pre, 2)},
                 "tune_seconds": round(time.perf_counter() - t0, 2),
             }

@@ -1,0 +1,60 @@
+"""Small helpers shared by every room, written once: atomic file writes and seed derivation.
+
+This module sits at the bottom of the house (it imports only the standard library, and
+numpy where a function needs it), so any module may use it. Argument checks live in :mod:`hmmtune.models.arguments`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+__all__ = ["write_atomic", "write_text_atomic", "derive_seed"]
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, binary: bool = False) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a temporary file in the same folder,
+    which is flushed, synced and moved into place with ``os.replace``.
+
+    On any failure (a full disk, a file-size limit, an interrupt) the temporary file is
+    removed and the previous file at ``path``, if any, is untouched. The folder is created
+    when missing. Returns ``path`` as a :class:`~pathlib.Path`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        if isinstance(exc, OSError) and exc.errno in (errno.EFBIG, errno.ENOSPC, errno.EDQUOT):
+            raise OSError(exc.errno, f"cannot write {path}: {os.strerror(exc.errno)} (nothing was left behind)") from exc
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda fh: fh.write(text))
+
+
+def derive_seed(*parts: int) -> int:
+    """A 32-bit seed derived from integer ``parts`` (a run's seed, its size, a tag...).
+
+    Deterministic and well mixed (numpy's ``SeedSequence``): seeds derived from different
+    parts are independent for every practical purpose, so one user seed can feed several
+    random streams (model, task, inputs, pretraining) without them sharing draws.
+    """
+    import numpy as np  # here, so that importing this module stays light (the CLI imports it)
+
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint32)[0])
