@@ -33,6 +33,7 @@ from ..models.generators import paper_memory_hmm, paper_vanilla_control
 from ..oracle import OracleMLM
 from ..tuning.attention import fit_attention
 from ..tuning.heads import fit_head
+from ..tuning.training import TrainConfig
 from ..tuning.tasks import MIN_CLASS_FRACTION, balanced_paper_task, sample_inputs
 
 __all__ = ["NAME", "VALUES", "METHODS", "PUBLISHED", "DEFAULT_SEEDS", "Exp2Config", "Exp2Setup", "configs", "build", "run", "RECIPE"]
@@ -86,6 +87,10 @@ class Exp2Config:
     @property
     def x(self) -> int:
         return self.num_values * self.num_local_states
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The optimiser's settings of the three heads of run ``seed``."""
+        return TrainConfig(method=self.method, max_iter=self.max_iter, seed=seed)
 
     @property
     def label(self) -> str:
@@ -190,7 +195,7 @@ def run(config: Exp2Config, seed: int) -> dict:
     """The three heads on one (configuration, seed); returns the record's results."""
     s = build(config, seed)
     tr, va, te = s.splits
-    opts = dict(method=config.method, max_iter=config.max_iter, l2=config.l2, seed=seed)
+    opts = dict(l2=config.l2, config=config.train_config(seed))
 
     # memory HMM: task on the memory cell
     m = s.memory

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import common
+from ..tuning.training import TrainConfig
 from .model import EncoderConfig
 from .pretrain import PretrainConfig, mask_tv_distance, pretrain
 from .tune import tune_attention, tune_head, tune_prompt
@@ -145,6 +146,10 @@ class LearnedScale:
             eval_inputs=self.eval_inputs,
             eval_length=self.length,
         )
+
+    def prompt_config(self, seed: int) -> TrainConfig:
+        """Prompt tuning's Adam schedule at this scale (:func:`tune_prompt`'s ``config``)."""
+        return TrainConfig.paper(lr=self.prompt_lr, epochs=self.prompt_epochs, batch_size=self.prompt_batch_size, seed=seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -309,10 +314,7 @@ def exp1_point(
         y[va],
         num_prompt_tokens=sc.prompt_tokens,
         num_classes=s.task.num_classes,
-        lr=sc.prompt_lr,
-        epochs=sc.prompt_epochs,
-        batch_size=sc.prompt_batch_size,
-        seed=seed,
+        config=sc.prompt_config(seed),
         progress=progress,
     )
     t_prompt = time.perf_counter() - t0

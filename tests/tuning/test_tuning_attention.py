@@ -7,7 +7,7 @@ import torch
 
 from hmmtune import OracleMLM
 from hmmtune.models.generators import paper_memory_hmm
-from hmmtune.tuning import AttentionHead, LinearTask, fit_attention, fit_head, sample_inputs
+from hmmtune.tuning import AttentionHead, Task, fit_attention, fit_head, sample_inputs
 
 
 def _anchor_data(B: int, T: int, seed: int):
@@ -52,7 +52,7 @@ def test_attention_on_a_paper_memory_hmm_reaches_the_memory_task(V):
     model = paper_memory_hmm(V, seed=5)
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 900, 48, seed=5)
-    task = LinearTask.binary([1.0, -1.0, 0.5][:V], cell=0)
+    task = Task.binary([1.0, -1.0, 0.5][:V], cell=0)
     y = task.labels(oracle.memory_posterior(tokens, cell=0))
     assert 0.1 < y.double().mean() < 0.9
     G = oracle.token_predictions(tokens)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hmmtune import OracleMLM, load_example
-from hmmtune.tuning import LinearHead, LinearTask, fit_head, sample_inputs
+from hmmtune.tuning import LinearHead, Task, fit_head, sample_inputs
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _witness(W: np.ndarray, mu: np.ndarray) -> np.ndarray:
 def test_probe_recovers_the_witness_accuracy_when_theorem_h_holds(full_rank_data):
     model, post, G, W = full_rank_data
     mu = np.array([1.0, -2.0, 0.7])
-    task = LinearTask.binary(mu)
+    task = Task.binary(mu)
     y = task.labels(post)
     assert 0.2 < y.double().mean() < 0.8
     b = _witness(W, mu)
@@ -46,7 +46,7 @@ def test_probe_recovers_the_witness_accuracy_when_theorem_h_holds(full_rank_data
 
 def test_multiclass_probe_reaches_100_percent_under_theorem_h(full_rank_data):
     model, post, G, W = full_rank_data
-    task = LinearTask(torch.diag(torch.tensor([2.0, 3.0, 6.0])))  # about 1 each at the mean posterior
+    task = Task(torch.diag(torch.tensor([2.0, 3.0, 6.0])))  # about 1 each at the mean posterior
     y = task.labels(post)
     assert torch.bincount(y, minlength=3).min() > 300
     tr, va, te = slice(0, 2000), slice(2000, 2500), slice(2500, 3000)
@@ -59,7 +59,7 @@ def test_probe_starts_from_the_given_witness(full_rank_data):
     model, post, G, W = full_rank_data
     mu = np.array([0.5, 1.0, -1.5])
     b = _witness(W, mu)
-    y = LinearTask.binary(mu).labels(post)
+    y = Task.binary(mu).labels(post)
     # Adam with lr = 0 never moves: the head must come back as the witness itself
     # (checks the internal standardisation round trip against numpy).
     fit = fit_head(G, y, init=(b, 0.0), method="adam", lr=0.0, epochs=1)
@@ -88,7 +88,7 @@ def test_early_stopping_keeps_the_best_validation_check():
 
 def test_l2_shrinks_the_weights(full_rank_data):
     model, post, G, W = full_rank_data
-    y = LinearTask.binary([1.0, -2.0, 0.7]).labels(post)
+    y = Task.binary([1.0, -2.0, 0.7]).labels(post)
     free = fit_head(G[:1000], y[:1000], max_iter=200)
     ridge = fit_head(G[:1000], y[:1000], l2=1.0, max_iter=200)
     assert ridge.head.b.norm() < free.head.b.norm()

@@ -11,7 +11,7 @@ import torch
 from hmmtune import OracleMLM, load_example
 from hmmtune.oracle import MaskMessages
 from hmmtune.examples import example_path
-from hmmtune.tuning import LinearTask, fit_head, fit_prompt, prompt_from_logits, sample_inputs
+from hmmtune.tuning import Task, fit_head, fit_prompt, prompt_from_logits, sample_inputs
 
 
 def _best_threshold_accuracy(g: np.ndarray, y: np.ndarray) -> float:
@@ -33,7 +33,7 @@ def prompt_example():
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 2000, 8, seed=3)
     post = oracle.mask_posterior(tokens)
-    y = LinearTask.binary(mu).labels(post)
+    y = Task.binary(mu).labels(post)
     return model, oracle, tokens, y
 
 
@@ -91,7 +91,7 @@ def test_prompt_tuning_on_a_memory_model_uses_rows_over_the_columns_of_w():
     model = load_example("memory")  # 2 values x 2 local states: prompt rows of length 4
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 500, 10, seed=0)
-    y = LinearTask.binary([1.0, -1.0], cell=0).labels(oracle.memory_posterior(tokens, cell=0))
+    y = Task.binary([1.0, -1.0], cell=0).labels(oracle.memory_posterior(tokens, cell=0))
     fit = fit_prompt(oracle, tokens[:400], y[:400], tokens[400:], y[400:], num_prompt_tokens=2, max_iter=50)
     assert fit.prompt.shape == (2, model.num_values * model.num_local_states)
     assert bool((fit.prompt >= 0).all())
