@@ -80,7 +80,7 @@ def test_early_stopping_keeps_the_best_validation_check():
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(400, 5, generator=gen, dtype=torch.float64)
     y = ((X[:, 0] + 0.8 * torch.randn(400, generator=gen, dtype=torch.float64)) > 0).long()  # noisy labels
-    fit = fit_head(X[:300], y[:300], X[300:], y[300:], config=TrainConfig(check_every=2, patience=3, config=TrainConfig(max_iter=200)))
+    fit = fit_head(X[:300], y[:300], X[300:], y[300:], config=TrainConfig(check_every=2, patience=3, max_iter=200))
     val = [h[2] for h in fit.log.history]
     assert fit.val_accuracy == pytest.approx(max(val + [0.0]) if fit.log.best_check >= 0 else fit.val_accuracy)
     assert fit.val_accuracy >= max(val) - 1e-12
