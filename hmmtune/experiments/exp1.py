@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .. import common
+from .sweep import module_recipe
 from ..models.generators import paper_hmm
 from ..oracle import MaskMessages, OracleMLM
 from ..task import Task
@@ -274,34 +275,15 @@ def run(config: Exp1Config, seed: int) -> dict:
 
 
 
-def run_one(config: Exp1Config, seed: int, ctx=None) -> dict:
+def run_one(config, seed: int, ctx=None) -> dict:
     """The sweep engine's runner: :func:`run` (``ctx`` is unused in oracle mode)."""
     return run(config, seed)
 
 
 def plan(quick: bool = False, truncate: bool = False) -> list:
-    """The sweep's configurations for the engine (looks :func:`configs` up at call time)."""
+    """The sweep's configurations for the engine (:func:`configs`)."""
     return configs(quick=quick, truncate=truncate)
 
 
-def _recipe():
-    from .sweep import Recipe
-
-    return Recipe(
-        name=NAME,
-        title=TITLE,
-        methods=METHODS,
-        published=PUBLISHED,
-        x_label=X_LABEL,
-        x_short=X_SHORT,
-        plan=plan,
-        config_from_dict=config_from_dict,
-        run_one=run_one,
-        build=build,
-        default_seeds=DEFAULT_SEEDS,
-        quick_seeds=QUICK_SEEDS,
-    )
-
-
 #: Experiment 1 in oracle mode, as the sweep engine runs it (registered as ``"exp1"``).
-RECIPE = _recipe()
+RECIPE = module_recipe(__name__)

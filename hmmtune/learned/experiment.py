@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .. import common
+from ..experiments.sweep import SweepResult
 from ..tuning.training import TrainConfig
 from .model import EncoderConfig
 from .pretrain import PretrainConfig, mask_tv_distance, pretrain
@@ -563,34 +564,20 @@ class LearnedRow:
         return {k: nan(v) for k, v in asdict(self).items()}
 
 
-@dataclass
-class LearnedResult:
-    """What :func:`run_learned` returns: records, table rows, the Markdown table, the
-    output paths (``table``, ``summary``, ``plot``, ``records``), counts, wall time
-    ``elapsed_s`` and the sum of the runs' times ``run_time_s``."""
+@dataclass(init=False)
+class LearnedResult(SweepResult):
+    """What :func:`run_learned` returns: the engine's :class:`~hmmtune.experiments.sweep.SweepResult`
+    (records, table rows, the Markdown table, the output paths ``table``, ``summary``,
+    ``plot``, ``records``, counts, wall time ``elapsed_s``, the sum of the runs' times
+    ``run_time_s``, its cost line) with the experiment's name (``"exp1"``, ``"exp2"``) and
+    the :class:`LearnedScale` it ran at. Constructed as
+    ``LearnedResult(experiment, scale, records, rows, table, ran, resumed, ...)``."""
 
-    experiment: str
-    scale: LearnedScale
-    records: list
-    rows: list
-    table: str
-    ran: int
-    resumed: int
-    paths: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    run_time_s: float = 0.0
-    set_aside: list = field(default_factory=list)
-    executor: str = "local"
-    retries: int = 0
+    scale: LearnedScale | None = None
 
-    @property
-    def speedup(self) -> float:
-        return self.run_time_s / self.elapsed_s if self.elapsed_s > 0 else float("nan")
-
-    def cost_line(self) -> str:
-        from ..experiments.sweep import SweepResult
-
-        return SweepResult.cost_line(self)
+    def __init__(self, experiment: str, scale: LearnedScale, *args, **kwargs):
+        SweepResult.__init__(self, experiment, *args, **kwargs)
+        self.scale = scale
 
 
 def summarize_learned(experiment: str, records: list[dict]) -> list[LearnedRow]:
@@ -756,10 +743,7 @@ def run_learned(
         show_progress=show_progress,
         checkpoints=checkpoints,
     )
-    return LearnedResult(
-        experiment, sc, res.records, res.rows, res.table, res.ran, res.resumed, res.paths, res.elapsed_s,
-        res.run_time_s, res.set_aside, res.executor, res.retries,
-    )
+    return LearnedResult(experiment, sc, **{f.name: getattr(res, f.name) for f in fields(SweepResult) if f.name != "experiment"})
 
 
 def run_exp1_learned(**kwargs) -> LearnedResult:

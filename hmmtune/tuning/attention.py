@@ -26,7 +26,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ..models import arguments
-from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, train, train_config
+from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
 from .heads import LinearHead, accuracy
 
 __all__ = ["AttentionHead", "AttentionFit", "fit_attention"]
@@ -130,16 +130,8 @@ def fit_attention(
         q0 = q_raw * st.scale  # q . G = (q * scale) . z + const
         v0, c0 = st.to_z(head)
     q = q0.clone().requires_grad_(True)
-    if C == 2:
-        v = (v0[1:] - v0[0]).clone().requires_grad_(True)
-        c = (c0[1:] - c0[0]).clone().requires_grad_(True)
-    else:
-        v, c = v0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
-
-    def full(vf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(vf), vf]), torch.cat([torch.zeros_like(cf), cf])
-        return vf, cf
+    v, c = free_rows(v0, c0)
+    full = lambda vf, cf: full_rows(vf, cf, C)  # noqa: E731
 
     def logits_z(Zs):
         alpha = torch.softmax(Zs @ q, -1)

@@ -22,7 +22,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ..models import arguments
-from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, train, train_config
+from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
 
 __all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy", "as_float_tensor", "witness_dict"]
 
@@ -252,15 +252,8 @@ def fit_head(
         w0, c0 = torch.zeros(C, n, dtype=X.dtype), torch.zeros(C, dtype=X.dtype)
     else:
         w0, c0 = st.to_z(LinearHead.from_init(init, C))
-    # Two classes: one free logit row (logistic regression); row 0 stays at zero.
-    free = slice(1, 2) if C == 2 else slice(0, C)
-    w = (w0[free] - (w0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
-    c = (c0[free] - (c0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
-
-    def full(wf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
-        return wf, cf
+    w, c = free_rows(w0, c0, X.dtype)  # two classes: one free logit row (logistic regression)
+    full = lambda wf, cf: full_rows(wf, cf, C)  # noqa: E731
 
     def loss_on(Zs, ys):
         W, bias = full(w, c)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..oracle import MaskMessages, OracleMLM
 from ..models import arguments
-from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, train, train_config
+from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
 from .heads import LinearHead, accuracy, as_float_tensor, witness_dict
 
 __all__ = ["PromptFit", "fit_prompt", "prompt_features", "prompt_from_logits", "DEFAULT_PROMPT_TOKENS"]
@@ -164,16 +164,8 @@ def fit_prompt(
         w0, c0 = torch.zeros(C, n, dtype=dtype), torch.zeros(C, dtype=dtype)
     else:
         w0, c0 = st.to_z(LinearHead.from_init(init_head, C))
-    if C == 2:
-        w = (w0[1:] - w0[0]).clone().requires_grad_(True)
-        c = (c0[1:] - c0[0]).clone().requires_grad_(True)
-    else:
-        w, c = w0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
-
-    def full(wf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
-        return wf, cf
+    w, c = free_rows(w0, c0)
+    full = lambda wf, cf: full_rows(wf, cf, C)  # noqa: E731
 
     def logits(ms: MaskMessages):
         W, bias = full(w, c)

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from .. import common
+from ..models import arguments
 from ..task import Task
 
 __all__ = [
@@ -121,8 +122,9 @@ def paper_task(
         redraw: index of a deterministic re-draw (0 = first draw).
         cell: ``None`` (first-state posterior) or the memory cell the task reads.
     """
-    if num_states < 1 or num_classes < 2 or num_nonzero < 1:
-        raise ValueError("paper_task needs num_states >= 1, num_classes >= 2 and num_nonzero >= 1")
+    num_states = arguments.integer("num_states", num_states)
+    num_classes = arguments.integer("num_classes", num_classes, 2)
+    num_nonzero = arguments.integer("num_nonzero", num_nonzero)
     rng = _task_rng(seed, redraw)
     M = np.zeros(num_classes * num_states)
     pos = rng.integers(0, num_classes * num_states, size=num_nonzero)
@@ -158,6 +160,19 @@ def check_balance(labels: Tensor, num_classes: int, min_fraction: float = MIN_CL
     return fraction
 
 
+def _first_balanced(draw: Callable[[int], Task], posterior: Tensor, min_fraction: float, max_redraws: int):
+    """``((task, minority_fraction), None)`` for the first ``draw(r)``, r = 0..max_redraws,
+    whose labels pass :func:`check_balance`; ``(None, last ImbalancedTaskError)`` if none does."""
+    last = None
+    for r in range(max_redraws + 1):
+        task = draw(r)
+        try:
+            return (task, check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=r)), None
+        except ImbalancedTaskError as exc:
+            last = exc
+    return None, last
+
+
 def balanced_paper_task(
     num_states: int,
     seed: int,
@@ -178,15 +193,9 @@ def balanced_paper_task(
     Raises:
         ImbalancedTaskError: no draw among ``max_redraws + 1`` passes.
     """
-    last = None
-    for r in range(max_redraws + 1):
-        task = paper_task(num_states, seed, redraw=r, **kwargs)
-        try:
-            frac = check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=r)
-        except ImbalancedTaskError as exc:
-            last = exc
-            continue
-        return task, frac
+    found, last = _first_balanced(lambda r: paper_task(num_states, seed, redraw=r, **kwargs), posterior, min_fraction, max_redraws)
+    if found is not None:
+        return found
     raise ImbalancedTaskError(
         f"none of {max_redraws + 1} deterministic task draws for seed {seed} has a minority class of at least "
         f"{min_fraction:.0%} (last one: {last.fraction:.1%}); the model's posteriors barely vary on this sample",
@@ -221,13 +230,9 @@ def balanced_authors_task(
     """The first of ``authors_task(..., attempt=a)``, a = 0, 1, ..., ``max_redraws``
     whose labels on ``posterior`` pass :func:`check_balance` (the authors retried up to 20
     times when fine-tuning failed; this uses the minority-class rule instead)."""
-    last = None
-    for a in range(max_redraws + 1):
-        task = authors_task(num_states, seed, a)
-        try:
-            return task, check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=a)
-        except ImbalancedTaskError as exc:
-            last = exc
+    found, last = _first_balanced(lambda a: authors_task(num_states, seed, a), posterior, min_fraction, max_redraws)
+    if found is not None:
+        return found
     raise ImbalancedTaskError(
         f"none of {max_redraws + 1} authors' task draws for seed {seed} has a minority class of at least {min_fraction:.0%}",
         last.fraction,

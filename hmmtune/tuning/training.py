@@ -37,6 +37,8 @@ __all__ = [
     "Standardizer",
     "check_features",
     "count_classes",
+    "free_rows",
+    "full_rows",
 ]
 
 
@@ -334,3 +336,24 @@ def check_features(features: Tensor, labels: Tensor, name: str) -> tuple[Tensor,
     if not bool(torch.isfinite(f).all()):
         raise ValueError(f"{name}: features must be finite")
     return f, y
+
+
+def free_rows(weight: Tensor, bias: Tensor, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """The trainable leaves of a head with (C, n) ``weight`` and (C,) ``bias``: for two
+    classes the single row ``weight[1] - weight[0]`` (and ``bias[1] - bias[0]``; logistic
+    regression, row 0 stays zero), for more classes every row. (1 or C, n) and (1 or C,),
+    cast to ``dtype`` when given, with ``requires_grad``. :func:`full_rows` inverts it."""
+    if weight.shape[0] == 2:
+        weight, bias = weight[1:] - weight[0], bias[1:] - bias[0]
+    w, c = weight.detach().clone(), bias.detach().clone()
+    if dtype is not None:
+        w, c = w.to(dtype), c.to(dtype)
+    return w.requires_grad_(True), c.requires_grad_(True)
+
+
+def full_rows(w: Tensor, c: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
+    """The (C, n) weight and (C,) bias of a head from its :func:`free_rows` (two classes:
+    row 0 is zero)."""
+    if num_classes == 2:
+        return torch.cat([torch.zeros_like(w), w]), torch.cat([torch.zeros_like(c), c])
+    return w, c
