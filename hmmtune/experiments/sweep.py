@@ -43,7 +43,6 @@ from .. import common
 from . import store
 
 __all__ = [
-    "EXPERIMENTS",
     "RECIPES",
     "Recipe",
     "RunContext",
@@ -51,7 +50,6 @@ __all__ = [
     "register",
     "get_recipe",
     "module_recipe",
-    "experiment_module",
     "RunSpec",
     "Progress",
     "SummaryRow",
@@ -222,8 +220,19 @@ RECIPES: dict[str, Recipe | str] = {
     "exp2": "hmmtune.experiments.exp2:RECIPE",
     "robustness": "hmmtune.experiments.robustness:RECIPE",
 }
-#: The paper's oracle-mode experiments: name -> module (kept for callers of the old API).
-EXPERIMENTS = {"exp1": "hmmtune.experiments.exp1", "exp2": "hmmtune.experiments.exp2"}
+#: The paper's oracle-mode experiments: name -> module (``EXPERIMENTS``, deprecated).
+_PAPER_MODULES = {"exp1": "hmmtune.experiments.exp1", "exp2": "hmmtune.experiments.exp2"}
+
+
+def __getattr__(name: str):
+    if name == "EXPERIMENTS":
+        import warnings
+
+        warnings.warn(
+            "hmmtune.experiments.EXPERIMENTS is deprecated; use RECIPES / get_recipe(name)", DeprecationWarning, stacklevel=2
+        )
+        return _PAPER_MODULES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(name: str, recipe: Recipe | str) -> None:
@@ -246,10 +255,14 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 
 def experiment_module(name: str):
-    """The module of one of the paper's oracle experiments (``exp1``, ``exp2``)."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    """Deprecated: the module of one of the paper's oracle experiments (``exp1``, ``exp2``);
+    use :func:`get_recipe` (its ``build``, ``run_one``, ``methods``...) or import the module."""
+    import warnings
+
+    warnings.warn("experiment_module is deprecated; use get_recipe(name) or import hmmtune.experiments.exp1 / exp2", DeprecationWarning, stacklevel=2)
+    if name not in _PAPER_MODULES:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(_PAPER_MODULES)}")
+    return importlib.import_module(_PAPER_MODULES[name])
 
 
 # ------------------------------------------------------------------------------ runs

@@ -50,7 +50,6 @@ __all__ = [
     "EXP2_CPU_VALUES",
     "EXP2_LEARNED",
     "LearnedConfig",
-    "LearnedProgress",
     "LearnedResult",
     "LearnedRow",
     "LearnedScale",
@@ -540,9 +539,12 @@ def _learned_recipe(experiment: str):
 
 
 def LearnedProgress(done, total, record, resumed):  # noqa: N802 - the engine's Progress, old name
-    """What ``progress`` receives after each run (:class:`hmmtune.experiments.sweep.Progress`)."""
+    """Deprecated: :class:`hmmtune.experiments.sweep.Progress`, what ``progress`` receives after each run."""
+    import warnings
+
     from ..experiments.sweep import Progress
 
+    warnings.warn("LearnedProgress is deprecated; use hmmtune.experiments.Progress", DeprecationWarning, stacklevel=2)
     return Progress(done, total, record, resumed)
 
 
