@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from ..oracle import MaskMessages, OracleMLM
 from ..models import arguments
-from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
+from .training import Standardizer, TrainConfig, TrainLog, count_classes, free_rows, full_rows, train, train_config
 from .heads import LinearHead, accuracy, as_float_tensor, witness_dict
 
 __all__ = ["PromptFit", "fit_prompt", "prompt_features", "prompt_from_logits", "DEFAULT_PROMPT_TOKENS"]
