@@ -34,7 +34,7 @@ def plan_bytes_per_seed(seeds: int = 200) -> dict:
 
     out = {}
     for exp in ("exp1", "exp2"):
-        configs = sweep.experiment_module(exp).configs(quick=False, truncate=False)
+        configs = sweep.get_recipe(exp).plan(quick=False, truncate=False)
         tracemalloc.start()
         sweep.plan(exp, configs, list(range(seeds)), tempfile.mkdtemp())
         _, peak = tracemalloc.get_traced_memory()

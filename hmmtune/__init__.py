@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # static view for type checkers and the API docs; at run time
     from .models import HMM, MemoryHMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
     from .models import paper_memory_hmm, paper_vanilla_control
     from .oracle import MaskMessages, OracleMLM
+    from .task import Task
+    from .tuning import TrainConfig
 
 try:
     __version__ = _version("hmmtune")
@@ -33,6 +35,8 @@ _EXPORTS = {
     "MemoryHMM": ".models",
     "ModelFileError": ".models",
     "OracleMLM": ".oracle",
+    "Task": ".task",
+    "TrainConfig": ".tuning",
     "ZeroProbabilityError": ".models",
     "dirichlet_hmm": ".models",
     "example_path": ".examples",

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["write_atomic", "write_text_atomic", "derive_seed"]
+__all__ = ["write_atomic", "write_text_atomic", "derive_seed", "derive_rng"]
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, binary: bool = False) -> Path:
@@ -58,3 +58,12 @@ def derive_seed(*parts: int) -> int:
     import numpy as np  # here, so that importing this module stays light (the CLI imports it)
 
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint32)[0])
+
+
+def derive_rng(*parts: int):
+    """A numpy ``Generator`` whose stream is derived from integer ``parts`` (numpy's
+    ``SeedSequence`` of the parts, as :func:`derive_seed`): for code that draws from numpy
+    directly rather than seeding another library with one integer."""
+    import numpy as np
+
+    return np.random.default_rng([int(p) for p in parts])

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 import hmmtune.cli as cli
 from hmmtune import HMM, load_model
 from hmmtune.analysis import check
+from hmmtune.tuning import TrainConfig
 from hmmtune.analysis.task import load_task
 from hmmtune.examples import example_path
 from hmmtune.tuning import fit_attention, fit_head
@@ -357,7 +358,7 @@ def test_the_issue_library_cases():
         fit_attention(torch.randn(3, 2, 3, dtype=torch.float64), [0, 2, 1], num_classes=2)
     with pytest.raises(ValueError, match="features must hold real numbers"):
         fit_head(torch.randn(6, 3, dtype=torch.complex128), [0, 1, 0, 1, 0, 1])
-    fit = fit_head(X, np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]), max_iter=5)  # whole floats are labels
+    fit = fit_head(X, np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0]), config=TrainConfig(max_iter=5))  # whole floats are labels
     assert fit.head.weight.shape[0] == 2
 
 
@@ -379,7 +380,7 @@ def test_fit_prompt_labels_are_validated():
 def test_fit_head_labels_fuzzed(labels):
     X = torch.randn(4, 2, dtype=torch.float64)
     try:
-        fit = fit_head(X, labels, max_iter=3)
+        fit = fit_head(X, labels, config=TrainConfig(max_iter=3))
     except ValueError as exc:
         assert "labels" in str(exc)
         return

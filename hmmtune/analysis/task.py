@@ -11,78 +11,43 @@ A task file (or the ``"task"`` field of a model file)::
 format: numbers, or strings holding exact rationals ("1/3"); a JSON float makes the task
 numerical. A binary ``mu`` is stored as ``weights = [0, mu]``.
 
-Any object with ``weights`` ((C, d) array-like) and ``cell`` (None or int) attributes,
-such as :class:`hmmtune.tuning.LinearTask`, is accepted where a task is expected.
+:func:`load_task` returns the one task type, :class:`hmmtune.Task` (:mod:`hmmtune.task`);
+any object with ``weights`` ((C, d) array-like) and ``cell`` (None or int) attributes is
+accepted where a task is expected.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
 from typing import Any
 
 import numpy as np
 import sympy
 
 from ..models import arguments
+from ..task import Task
 from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
 
-__all__ = ["TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
+__all__ = ["Task", "TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
 
-@dataclass
-class TaskSpec:
-    """A linear task on a posterior.
+class TaskSpec(Task):
+    """Deprecated: the analysis' old task type, now :class:`hmmtune.Task` with its weights
+    shown as a (C, d) numpy array (``Task.array``), as the analysis reads them.
 
-    Attributes:
-        weights: (C, d) float array of class weights.
-        exact: (C, d) sympy Matrix of exact weights, or None.
-        cell: None for ``P(H_0 | x)``; j for memory cell j.
-        source: where the task came from (a file name, ``"m.json: field 'task'"``), for errors.
-        weights_field: the field that held the weights: ``"mu"`` or ``"weights"``.
+    :func:`as_task_spec` makes one from any task without a warning; constructing one
+    directly, ``TaskSpec(weights, exact, cell, source, weights_field)``, warns: use
+    :class:`hmmtune.Task` (this class goes in the next release).
     """
 
-    weights: np.ndarray
-    exact: Any = None
-    cell: int | None = None
-    source: str | None = field(default=None, compare=False)
-    weights_field: str = field(default="weights", compare=False)
-
-    def where(self, name: str | None = None) -> str:
-        """``"<source>: field '<name>'"`` for error messages (the weights' field by default)."""
-        name = name or self.weights_field
-        return f"{self.source or 'task'}: field '{name}'"
-
-    @property
-    def num_classes(self) -> int:
-        return self.weights.shape[0]
-
-    @property
-    def dim(self) -> int:
-        return self.weights.shape[1]
-
-    def differences(self, exact: bool = False):
-        """Rows ``weights[c] - weights[0]`` for c = 1..C-1 ((C-1, d)); for a binary task
-        the single row is ``mu``."""
-        if exact:
-            return [[self.exact[c, h] - self.exact[0, h] for h in range(self.dim)] for c in range(1, self.num_classes)]
-        return self.weights[1:] - self.weights[0]
-
-    def to_dict(self) -> dict:
-        from ..models.io import format_entry
-
-        d: dict[str, Any] = {"kind": "task"}
-        src = self.exact if self.exact is not None else None
-        rows = (
-            [[format_entry(src[c, h]) for h in range(self.dim)] for c in range(self.num_classes)]
-            if src is not None
-            else self.weights.tolist()
-        )
-        d["weights"] = rows
-        d["target"] = "first_state" if self.cell is None else {"memory_cell": self.cell}
-        return d
+    def __init__(self, weights, exact=None, cell=None, source=None, weights_field="weights", redraw=0, *, _warn=True):
+        if _warn:
+            warnings.warn("hmmtune.analysis.TaskSpec is deprecated; use hmmtune.Task", DeprecationWarning, stacklevel=2)
+        super().__init__(weights, cell, source, redraw, exact, weights_field)
+        object.__setattr__(self, "weights", self.weights.numpy())
 
 
-def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
+def task_from_dict(data: dict, label: str = "<task>") -> Task:
     """Parse the task format above; errors name the file (``label``) and the field."""
     if not isinstance(data, dict):
         raise ModelFileError(f"{label}: a task must be a JSON object")
@@ -109,10 +74,10 @@ def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
         raise ModelFileError(
             f"{label}: field 'target' must be \"first_state\" or {{\"memory_cell\": j}} with j >= 0, got {target!r}"
         )
-    return TaskSpec(w, ex, cell, label, "mu" if "mu" in data else "weights")
+    return Task(w, cell, label, exact=ex, weights_field="mu" if "mu" in data else "weights")
 
 
-def load_task(source: Any) -> TaskSpec:
+def load_task(source: Any) -> Task:
     """Load a task from a path, JSON text or dict."""
     data, label = load_json_source(source)
     check_format_version(data, label)
@@ -125,12 +90,18 @@ def load_task(source: Any) -> TaskSpec:
 
 
 def as_task_spec(task: Any) -> TaskSpec:
-    """Accept a :class:`TaskSpec`, any object with ``weights``/``cell``, a dict, or a
-    1-D ``mu`` (binary task on the first state)."""
+    """The analysis' view of a task (weights as a numpy array, see :class:`TaskSpec`).
+
+    Accepts a :class:`hmmtune.Task` (what :func:`load_task` returns), any object with
+    ``weights``/``cell``, a dict in the task-file format, or a 1-D ``mu`` (binary task on
+    the first state); None stays None.
+    """
     if task is None or isinstance(task, TaskSpec):
         return task
+    if isinstance(task, Task):
+        return TaskSpec(task.weights, task.exact, task.cell, task.source, task.weights_field, task.redraw, _warn=False)
     if isinstance(task, dict):
-        return task_from_dict(task)
+        return as_task_spec(task_from_dict(task))
     if hasattr(task, "weights"):
         w = arguments.real_tensor("task weights", task.weights.detach().cpu() if hasattr(task.weights, "detach") else task.weights)
         if w.dim() != 2 or w.shape[0] < 2:
@@ -138,10 +109,10 @@ def as_task_spec(task: Any) -> TaskSpec:
         cell = getattr(task, "cell", None)
         if cell is not None:
             cell = arguments.integer("task cell", cell, 0)
-        return TaskSpec(w.numpy(), None, cell)
+        return TaskSpec(w.numpy(), None, cell, _warn=False)
     mu = arguments.real_tensor("task", task).numpy()
     if mu.ndim == 1:
-        return TaskSpec(np.stack([np.zeros_like(mu), mu]), None, None)
+        return TaskSpec(np.stack([np.zeros_like(mu), mu]), None, None, _warn=False)
     if mu.ndim == 2 and mu.shape[0] >= 2:
-        return TaskSpec(mu, None, None)
+        return TaskSpec(mu, None, None, _warn=False)
     raise ValueError(f"cannot read a task from {type(task).__name__} of shape {mu.shape}")

@@ -18,7 +18,6 @@ The command line's ``hmmtune reproduce exp1|exp2`` calls :func:`run_sweep`; lear
 
 from .store import environment, load_record, save_record
 from .sweep import (
-    EXPERIMENTS,
     RECIPES,
     Progress,
     Recipe,
@@ -33,7 +32,6 @@ from .sweep import (
 )
 
 __all__ = [
-    "EXPERIMENTS",
     "Progress",
     "RECIPES",
     "Recipe",
@@ -49,3 +47,11 @@ __all__ = [
     "save_record",
     "summarize",
 ]
+
+
+def __getattr__(name: str):
+    if name == "EXPERIMENTS":  # deprecated (a DeprecationWarning from the sweep module)
+        from . import sweep
+
+        return sweep.__getattr__(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

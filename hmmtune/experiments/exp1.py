@@ -21,17 +21,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
 from .. import common
+from .sweep import module_recipe
 from ..models.generators import paper_hmm
 from ..oracle import MaskMessages, OracleMLM
+from ..task import Task
 from ..tuning.heads import fit_head
 from ..tuning.prompts import fit_prompt
+from ..tuning.training import TrainConfig
 from ..tuning.tasks import (
     MIN_CLASS_FRACTION,
-    LinearTask,
     authors_label_posterior,
     balanced_authors_task,
     balanced_paper_task,
@@ -119,6 +120,10 @@ class Exp1Config:
         """The plot's x value."""
         return self.num_states
 
+    def train_config(self, seed: int) -> TrainConfig:
+        """The optimiser's settings of both probes of run ``seed``."""
+        return TrainConfig(method=self.method, max_iter=self.max_iter, seed=seed)
+
     @property
     def label(self) -> str:
         return f"m{self.num_states}" + ("-authors" if self.models == "authors" else "")
@@ -163,7 +168,7 @@ class Exp1Setup(NamedTuple):
 
     model: Any
     oracle: OracleMLM
-    task: LinearTask
+    task: Task
     tokens: torch.Tensor
     posterior: torch.Tensor
     labels: torch.Tensor
@@ -219,7 +224,7 @@ def run(config: Exp1Config, seed: int) -> dict:
     s = build(config, seed)
     tr, va, te = s.splits
     y = s.labels
-    opts = dict(method=config.method, max_iter=config.max_iter, l2=config.l2, seed=seed)
+    opts = dict(l2=config.l2, config=config.train_config(seed))
 
     head_tokens = s.tokens[:, : config.head_input_length] if config.truncate else s.tokens
     prompt_tokens = s.tokens[:, : config.prompt_input_length] if config.truncate else s.tokens
@@ -269,34 +274,15 @@ def run(config: Exp1Config, seed: int) -> dict:
 
 
 
-def run_one(config: Exp1Config, seed: int, ctx=None) -> dict:
+def run_one(config, seed: int, ctx=None) -> dict:
     """The sweep engine's runner: :func:`run` (``ctx`` is unused in oracle mode)."""
     return run(config, seed)
 
 
 def plan(quick: bool = False, truncate: bool = False) -> list:
-    """The sweep's configurations for the engine (looks :func:`configs` up at call time)."""
+    """The sweep's configurations for the engine (:func:`configs`)."""
     return configs(quick=quick, truncate=truncate)
 
 
-def _recipe():
-    from .sweep import Recipe
-
-    return Recipe(
-        name=NAME,
-        title=TITLE,
-        methods=METHODS,
-        published=PUBLISHED,
-        x_label=X_LABEL,
-        x_short=X_SHORT,
-        plan=plan,
-        config_from_dict=config_from_dict,
-        run_one=run_one,
-        build=build,
-        default_seeds=DEFAULT_SEEDS,
-        quick_seeds=QUICK_SEEDS,
-    )
-
-
 #: Experiment 1 in oracle mode, as the sweep engine runs it (registered as ``"exp1"``).
-RECIPE = _recipe()
+RECIPE = module_recipe(__name__)

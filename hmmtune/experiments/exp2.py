@@ -25,14 +25,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
 from .. import common
+from .sweep import module_recipe
 from ..models.generators import paper_memory_hmm, paper_vanilla_control
 from ..oracle import OracleMLM
 from ..tuning.attention import fit_attention
 from ..tuning.heads import fit_head
+from ..tuning.training import TrainConfig
 from ..tuning.tasks import MIN_CLASS_FRACTION, balanced_paper_task, sample_inputs
 
 __all__ = ["NAME", "VALUES", "METHODS", "PUBLISHED", "DEFAULT_SEEDS", "Exp2Config", "Exp2Setup", "configs", "build", "run", "RECIPE"]
@@ -86,6 +87,10 @@ class Exp2Config:
     @property
     def x(self) -> int:
         return self.num_values * self.num_local_states
+
+    def train_config(self, seed: int) -> TrainConfig:
+        """The optimiser's settings of the three heads of run ``seed``."""
+        return TrainConfig(method=self.method, max_iter=self.max_iter, seed=seed)
 
     @property
     def label(self) -> str:
@@ -190,7 +195,7 @@ def run(config: Exp2Config, seed: int) -> dict:
     """The three heads on one (configuration, seed); returns the record's results."""
     s = build(config, seed)
     tr, va, te = s.splits
-    opts = dict(method=config.method, max_iter=config.max_iter, l2=config.l2, seed=seed)
+    opts = dict(l2=config.l2, config=config.train_config(seed))
 
     # memory HMM: task on the memory cell
     m = s.memory
@@ -217,34 +222,15 @@ def run(config: Exp2Config, seed: int) -> dict:
     }
 
 
-def run_one(config: Exp2Config, seed: int, ctx=None) -> dict:
+def run_one(config, seed: int, ctx=None) -> dict:
     """The sweep engine's runner: :func:`run` (``ctx`` is unused in oracle mode)."""
     return run(config, seed)
 
 
 def plan(quick: bool = False, truncate: bool = False) -> list:
-    """The sweep's configurations for the engine (looks :func:`configs` up at call time)."""
+    """The sweep's configurations for the engine (:func:`configs`)."""
     return configs(quick=quick, truncate=truncate)
 
 
-def _recipe():
-    from .sweep import Recipe
-
-    return Recipe(
-        name=NAME,
-        title=TITLE,
-        methods=METHODS,
-        published=PUBLISHED,
-        x_label=X_LABEL,
-        x_short=X_SHORT,
-        plan=plan,
-        config_from_dict=config_from_dict,
-        run_one=run_one,
-        build=build,
-        default_seeds=DEFAULT_SEEDS,
-        quick_seeds=QUICK_SEEDS,
-    )
-
-
 #: Experiment 2 in oracle mode, as the sweep engine runs it (registered as ``"exp2"``).
-RECIPE = _recipe()
+RECIPE = module_recipe(__name__)

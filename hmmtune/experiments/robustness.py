@@ -41,6 +41,7 @@ from ..tuning.attention import fit_attention
 from ..tuning.heads import fit_head
 from ..tuning.prompts import fit_prompt
 from ..tuning.tasks import balanced_paper_task, sample_inputs
+from ..tuning.training import TrainConfig
 from . import exp1, exp2
 
 __all__ = [
@@ -209,7 +210,7 @@ def _run_exp1(config: RobustnessConfig, seed: int) -> dict:
     y = s.labels
     err = config.pretraining_error
     imp = imperfect_oracle(s.model, err, seed=_error_seed(seed, config))
-    opts = dict(max_iter=config.max_iter, seed=seed)
+    opts = dict(config=TrainConfig(max_iter=config.max_iter, seed=seed))
     msgs = imp.encode(s.tokens)
     G = imp.mask_prediction(msgs)
     tv = tv_to_oracle(imp, s.oracle, s.tokens[te])
@@ -231,7 +232,7 @@ def _run_exp2(config: RobustnessConfig, seed: int) -> dict:
     tr, va, te = slice(0, a), slice(a, b), slice(b, b + cfg.num_test)
     total = b + cfg.num_test
     err = config.pretraining_error
-    opts = dict(max_iter=config.max_iter, seed=seed)
+    opts = dict(config=TrainConfig(max_iter=config.max_iter, seed=seed))
     mem, van = exp2.make_models(cfg, seed)
 
     oracle = OracleMLM(mem)

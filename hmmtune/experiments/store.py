@@ -97,6 +97,7 @@ def save_record(path: str | os.PathLike, record: dict) -> Path:
     return common.write_atomic(path, write)
 
 
+#: :func:`hmmtune.common.write_text_atomic` (kept here for the store's callers)
 write_text_atomic = common.write_text_atomic
 
 
@@ -233,6 +234,7 @@ def load_record(path: str | os.PathLike) -> dict | None:
 
 
 def load_records(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """The records of ``paths`` that :func:`load_record` can read (the others skipped)."""
     return [r for r in (load_record(p) for p in paths) if r is not None]
 
 

@@ -39,17 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from .. import common
 from . import store
 
 __all__ = [
-    "EXPERIMENTS",
     "RECIPES",
     "Recipe",
     "RunContext",
     "RunOptions",
     "register",
     "get_recipe",
-    "experiment_module",
+    "module_recipe",
     "RunSpec",
     "Progress",
     "SummaryRow",
@@ -180,14 +180,59 @@ class Recipe:
                 raise store.RecordError(f"record {path}: field 'results' accuracy of {method!r} must be a number in [0, 1], got {v!r}")
 
 
+def _module_plan(module: str, quick: bool = False, truncate: bool = False) -> list:
+    return importlib.import_module(module).configs(quick=quick, truncate=truncate)
+
+
+def _module_run_one(module: str, config, seed: int, ctx=None) -> dict:
+    return importlib.import_module(module).run(config, seed)
+
+
+def module_recipe(module: str) -> Recipe:
+    """The :class:`Recipe` of an oracle-mode experiment written as a module (as
+    :mod:`~hmmtune.experiments.exp1` and :mod:`~hmmtune.experiments.exp2` are): it defines
+    ``NAME``, ``TITLE``, ``METHODS``, ``PUBLISHED``, ``X_LABEL``, ``X_SHORT``,
+    ``DEFAULT_SEEDS``, ``QUICK_SEEDS``, ``configs(quick, truncate)``, ``config_from_dict``,
+    ``build(config, seed)`` and ``run(config, seed) -> results``. The plan and the runner
+    look ``configs`` and ``run`` up when called (``ctx`` is unused in oracle mode)."""
+    from functools import partial
+
+    mod = importlib.import_module(module)
+    return Recipe(
+        name=mod.NAME,
+        title=mod.TITLE,
+        methods=mod.METHODS,
+        published=mod.PUBLISHED,
+        x_label=mod.X_LABEL,
+        x_short=mod.X_SHORT,
+        plan=partial(_module_plan, module),
+        config_from_dict=mod.config_from_dict,
+        run_one=partial(_module_run_one, module),
+        build=mod.build,
+        default_seeds=mod.DEFAULT_SEEDS,
+        quick_seeds=mod.QUICK_SEEDS,
+    )
+
+
 #: Registry: name -> :class:`Recipe`, or ``"module:attribute"`` imported on first use.
 RECIPES: dict[str, Recipe | str] = {
     "exp1": "hmmtune.experiments.exp1:RECIPE",
     "exp2": "hmmtune.experiments.exp2:RECIPE",
     "robustness": "hmmtune.experiments.robustness:RECIPE",
 }
-#: The paper's oracle-mode experiments: name -> module (kept for callers of the old API).
-EXPERIMENTS = {"exp1": "hmmtune.experiments.exp1", "exp2": "hmmtune.experiments.exp2"}
+#: The paper's oracle-mode experiments: name -> module (``EXPERIMENTS``, deprecated).
+_PAPER_MODULES = {"exp1": "hmmtune.experiments.exp1", "exp2": "hmmtune.experiments.exp2"}
+
+
+def __getattr__(name: str):
+    if name == "EXPERIMENTS":
+        import warnings
+
+        warnings.warn(
+            "hmmtune.experiments.EXPERIMENTS is deprecated; use RECIPES / get_recipe(name)", DeprecationWarning, stacklevel=2
+        )
+        return _PAPER_MODULES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register(name: str, recipe: Recipe | str) -> None:
@@ -210,10 +255,14 @@ def get_recipe(name: str | Recipe) -> Recipe:
 
 
 def experiment_module(name: str):
-    """The module of one of the paper's oracle experiments (``exp1``, ``exp2``)."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    """Deprecated: the module of one of the paper's oracle experiments (``exp1``, ``exp2``);
+    use :func:`get_recipe` (its ``build``, ``run_one``, ``methods``...) or import the module."""
+    import warnings
+
+    warnings.warn("experiment_module is deprecated; use get_recipe(name) or import hmmtune.experiments.exp1 / exp2", DeprecationWarning, stacklevel=2)
+    if name not in _PAPER_MODULES:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(_PAPER_MODULES)}")
+    return importlib.import_module(_PAPER_MODULES[name])
 
 
 # ------------------------------------------------------------------------------ runs
@@ -465,6 +514,7 @@ def run_sweep(
         ValueError: bad arguments; ``store.SweepBusyError`` if another sweep holds the
             records folder.
     """
+    from ..models import arguments  # numpy and torch: loaded when a sweep runs
     from . import executors
 
     t0 = time.perf_counter()
@@ -480,14 +530,12 @@ def run_sweep(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("at least one seed is needed")
-    if isinstance(jobs, bool) or int(jobs) < 1:
-        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
+    jobs = arguments.integer("jobs", jobs)
     if executor not in executors.EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(executors.EXECUTORS)}")
     if executor == "ray":
         executors.require_ray()
-    if int(retries) < 0:
-        raise ValueError(f"retries must be >= 0, got {retries!r}")
+    retries = arguments.integer("retries", retries, 0)
     if recipe.folder is not None:
         folder, base_name = recipe.folder(configs, quick, truncate)
     else:
@@ -547,7 +595,7 @@ def run_sweep(
     base = Path(out) / base_name
     paths = {"records": str(records_dir), "table": str(base) + ".md", "summary": str(base) + ".json"}
     Path(out).mkdir(parents=True, exist_ok=True)
-    store.write_text_atomic(paths["table"], f"# {recipe.title}\n\n{settings}\n\n{table}\n")
+    common.write_text_atomic(paths["table"], f"# {recipe.title}\n\n{settings}\n\n{table}\n")
     elapsed = time.perf_counter() - t0
     summary = {
         "experiment": recipe.record_experiment,
@@ -562,7 +610,7 @@ def run_sweep(
         "cost": {"executor": executor, "wall_s": round(elapsed, 3), "run_time_s": round(state["run_time"], 3), "ran": len(todo)},
         "environment": store.environment(),
     }
-    store.write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
+    common.write_text_atomic(paths["summary"], json.dumps(summary, indent=1) + "\n")
     if plot:
         paths["plot"] = str(base) + ".png"
         if recipe.plot is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from ..tuning.tasks import LinearTask
+from ..task import Task
 
 __all__ = ["record_verdicts", "DEFAULT_TAU"]
 
@@ -42,7 +42,7 @@ def record_verdicts(record: dict, tau: float = DEFAULT_TAU) -> dict:
 
         cfg = exp1.config_from_dict(record["config"])
         model = exp1.make_model(cfg, record["seed"])
-        task = LinearTask(torch.tensor(record["results"]["task"]["weights"], dtype=torch.float64))
+        task = Task(torch.tensor(record["results"]["task"]["weights"], dtype=torch.float64))
         head = head_condition(model, task)
         rank, in_row = _holds(head, "head: rank"), _holds(head, "head: task")
         exact = prompt_condition(model, task, tau=0.0)
@@ -61,8 +61,8 @@ def record_verdicts(record: dict, tau: float = DEFAULT_TAU) -> dict:
         cfg = exp2.config_from_dict(record["config"])
         mem, van = exp2.make_models(cfg, record["seed"])
         tasks = record["results"]["task"]
-        mtask = LinearTask(torch.tensor(tasks["memory"]["weights"], dtype=torch.float64), cell=0)
-        vtask = LinearTask(torch.tensor(tasks["vanilla"]["weights"], dtype=torch.float64))
+        mtask = Task(torch.tensor(tasks["memory"]["weights"], dtype=torch.float64), cell=0)
+        vtask = Task(torch.tensor(tasks["vanilla"]["weights"], dtype=torch.float64))
         mc = memory_condition(mem, mtask)
         vh = head_condition(van, vtask)
         anchors = _holds(mc, "memory: anchors")

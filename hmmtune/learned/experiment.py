@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +37,8 @@ import numpy as np
 import torch
 
 from .. import common
+from ..experiments.sweep import SweepResult
+from ..tuning.training import TrainConfig
 from .model import EncoderConfig
 from .pretrain import PretrainConfig, mask_tv_distance, pretrain
 from .tune import tune_attention, tune_head, tune_prompt
@@ -48,7 +50,6 @@ __all__ = [
     "EXP2_CPU_VALUES",
     "EXP2_LEARNED",
     "LearnedConfig",
-    "LearnedProgress",
     "LearnedResult",
     "LearnedRow",
     "LearnedScale",
@@ -145,6 +146,10 @@ class LearnedScale:
             eval_inputs=self.eval_inputs,
             eval_length=self.length,
         )
+
+    def prompt_config(self, seed: int) -> TrainConfig:
+        """Prompt tuning's Adam schedule at this scale (:func:`tune_prompt`'s ``config``)."""
+        return TrainConfig.paper(lr=self.prompt_lr, epochs=self.prompt_epochs, batch_size=self.prompt_batch_size, seed=seed)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -309,10 +314,7 @@ def exp1_point(
         y[va],
         num_prompt_tokens=sc.prompt_tokens,
         num_classes=s.task.num_classes,
-        lr=sc.prompt_lr,
-        epochs=sc.prompt_epochs,
-        batch_size=sc.prompt_batch_size,
-        seed=seed,
+        config=sc.prompt_config(seed),
         progress=progress,
     )
     t_prompt = time.perf_counter() - t0
@@ -537,9 +539,12 @@ def _learned_recipe(experiment: str):
 
 
 def LearnedProgress(done, total, record, resumed):  # noqa: N802 - the engine's Progress, old name
-    """What ``progress`` receives after each run (:class:`hmmtune.experiments.sweep.Progress`)."""
+    """Deprecated: :class:`hmmtune.experiments.sweep.Progress`, what ``progress`` receives after each run."""
+    import warnings
+
     from ..experiments.sweep import Progress
 
+    warnings.warn("LearnedProgress is deprecated; use hmmtune.experiments.Progress", DeprecationWarning, stacklevel=2)
     return Progress(done, total, record, resumed)
 
 
@@ -561,34 +566,20 @@ class LearnedRow:
         return {k: nan(v) for k, v in asdict(self).items()}
 
 
-@dataclass
-class LearnedResult:
-    """What :func:`run_learned` returns: records, table rows, the Markdown table, the
-    output paths (``table``, ``summary``, ``plot``, ``records``), counts, wall time
-    ``elapsed_s`` and the sum of the runs' times ``run_time_s``."""
+@dataclass(init=False)
+class LearnedResult(SweepResult):
+    """What :func:`run_learned` returns: the engine's :class:`~hmmtune.experiments.sweep.SweepResult`
+    (records, table rows, the Markdown table, the output paths ``table``, ``summary``,
+    ``plot``, ``records``, counts, wall time ``elapsed_s``, the sum of the runs' times
+    ``run_time_s``, its cost line) with the experiment's name (``"exp1"``, ``"exp2"``) and
+    the :class:`LearnedScale` it ran at. Constructed as
+    ``LearnedResult(experiment, scale, records, rows, table, ran, resumed, ...)``."""
 
-    experiment: str
-    scale: LearnedScale
-    records: list
-    rows: list
-    table: str
-    ran: int
-    resumed: int
-    paths: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    run_time_s: float = 0.0
-    set_aside: list = field(default_factory=list)
-    executor: str = "local"
-    retries: int = 0
+    scale: LearnedScale | None = None
 
-    @property
-    def speedup(self) -> float:
-        return self.run_time_s / self.elapsed_s if self.elapsed_s > 0 else float("nan")
-
-    def cost_line(self) -> str:
-        from ..experiments.sweep import SweepResult
-
-        return SweepResult.cost_line(self)
+    def __init__(self, experiment: str, scale: LearnedScale, *args, **kwargs):
+        SweepResult.__init__(self, experiment, *args, **kwargs)
+        self.scale = scale
 
 
 def summarize_learned(experiment: str, records: list[dict]) -> list[LearnedRow]:
@@ -754,10 +745,7 @@ def run_learned(
         show_progress=show_progress,
         checkpoints=checkpoints,
     )
-    return LearnedResult(
-        experiment, sc, res.records, res.rows, res.table, res.ran, res.resumed, res.paths, res.elapsed_s,
-        res.run_time_s, res.set_aside, res.executor, res.retries,
-    )
+    return LearnedResult(experiment, sc, **{f.name: getattr(res, f.name) for f in fields(SweepResult) if f.name != "experiment"})
 
 
 def run_exp1_learned(**kwargs) -> LearnedResult:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..models import arguments
 from ..models._checks import as_tokens
 
 __all__ = ["EncoderConfig", "MaskedLM"]
@@ -84,13 +85,11 @@ class EncoderConfig:
 
     def __post_init__(self):
         for name in ("num_tokens", "num_layers", "hidden", "heads", "max_length"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            object.__setattr__(self, name, arguments.integer(name, getattr(self, name)))
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if self.feedforward is not None and (not isinstance(self.feedforward, int) or self.feedforward < 1):
-            raise ValueError(f"feedforward must be a positive integer or None, got {self.feedforward!r}")
+        if self.feedforward is not None:
+            object.__setattr__(self, "feedforward", arguments.integer("feedforward", self.feedforward))
         if not (0.0 <= self.dropout < 1.0):
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
 
@@ -203,13 +202,15 @@ class MaskedLM(nn.Module):
         return h if return_hidden else self.output(h)
 
     # ------------------------------------------------------ downstream inputs
-    def _inputs(self, x: Any) -> Tensor:
+    def input_tokens(self, x: Any) -> Tensor:
+        """Downstream inputs ``x_1 .. x_T`` checked against the vocabulary, as (B, T) ids
+        on the model's device (``ValueError`` naming ``x`` otherwise)."""
         tokens, _ = as_tokens(x, self.num_tokens, device=self.device, name="x")
         return tokens
 
     def masked_input(self, x: Any) -> Tensor:
         """``[MASK] x_1 .. x_T`` as (B, T + 1) ids."""
-        tokens = self._inputs(x)
+        tokens = self.input_tokens(x)
         mask = torch.full((tokens.shape[0], 1), self.mask_id, dtype=torch.long, device=tokens.device)
         return torch.cat([mask, tokens], 1)
 
@@ -280,8 +281,7 @@ class MaskedLM(nn.Module):
         passes); the default 20 masks one position in 20, the density the model saw in
         pretraining at mask rate 0.05, in 20 passes.
         """
-        if not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be a positive integer, got {stride!r}")
+        arguments.integer("stride", stride)
         was = self.training
         self.eval()
         try:
@@ -306,8 +306,7 @@ class MaskedLM(nn.Module):
     def init_prompt(self, k: int = 20, seed: int | None = 0) -> Tensor:
         """A fresh (k, d) soft prompt, initialised from the embeddings of random real
         tokens (seeded), as a leaf tensor with ``requires_grad=True``."""
-        if not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        arguments.integer("k", k)
         gen = torch.Generator().manual_seed(0 if seed is None else seed)
         ids = torch.randint(self.num_tokens, (k,), generator=gen)
         with torch.no_grad():

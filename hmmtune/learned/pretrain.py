@@ -33,6 +33,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from .. import common
+from ..models import arguments
 from .model import EncoderConfig, MaskedLM
 
 __all__ = [
@@ -107,13 +108,9 @@ class PretrainConfig:
             "eval_length",
             "eval_blocks",
         ):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            object.__setattr__(self, name, arguments.integer(name, getattr(self, name)))
         for name in ("warmup_steps", "eval_every"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"{name} must be a nonnegative integer, got {v!r}")
+            object.__setattr__(self, name, arguments.integer(name, getattr(self, name), 0))
         if self.block_length > self.sequence_length:
             raise ValueError(
                 f"block_length ({self.block_length}) exceeds sequence_length ({self.sequence_length})"

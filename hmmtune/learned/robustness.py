@@ -161,10 +161,7 @@ def learned_points(
             y[va],
             num_prompt_tokens=sc.prompt_tokens,
             num_classes=s.task.num_classes,
-            lr=sc.prompt_lr,
-            epochs=sc.prompt_epochs,
-            batch_size=sc.prompt_batch_size,
-            seed=seed,
+            config=sc.prompt_config(seed),
         )
         tv_stats = {"tv_mean": float(tv.mean()), "tv_worst": float(tv.max()), "step": int(res.step)}
         out.append(

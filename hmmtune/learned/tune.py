@@ -30,11 +30,13 @@ from ..tuning import (
     DEFAULT_PROMPT_TOKENS,
     AttentionFit,
     LinearHead,
+    TrainConfig,
     TrainLog,
     accuracy,
     fit_attention,
     fit_head,
 )
+from ..tuning.training import train_config
 from .model import MaskedLM
 
 __all__ = [
@@ -216,16 +218,13 @@ def tune_prompt(
     num_classes: int | None = None,
     init_head: Any = "fit",
     init_prompt: Tensor | None = None,
-    lr: float = 0.01,
-    epochs: int = 100,
-    batch_size: int = 128,
-    patience: int | None = None,
     l2: float = 0.0,
     init_l2: float = 1e-3,
     min_scale: float = 1e-2,
-    seed: int = 0,
     eval_batch_size: int = 512,
     progress: bool = False,
+    config: TrainConfig | None = None,
+    **optimiser,
 ) -> LearnedPromptFit:
     """Prompt tuning on the frozen learned model (docs/theory.md, "Theorem P (prompt tuning)", "The paper's experiments").
 
@@ -252,19 +251,21 @@ def tune_prompt(
             :meth:`hmmtune.tuning.LinearHead.from_init` accepts.
         init_prompt: (k, d) initial embeddings; default the embeddings of ``k`` random
             real tokens (:meth:`MaskedLM.init_prompt`, seeded).
-        lr: Adam's learning rate (the paper's 0.01).
-        epochs: passes over the training inputs (the paper's 100).
-        batch_size: inputs per step (the paper's 128).
-        patience: stop after this many epochs without a better validation score
-            (None: run all epochs).
         l2: weight of ``l2 / 2 * ||w||^2`` on the (standardised) probe during the joint
             training.
         init_l2: the L2 weight of the ``"fit"`` initial head on standardised features
             (separable features would otherwise give it unbounded weights and the
             joint training a huge loss).
         min_scale: the smallest standard deviation a feature is divided by.
-        seed: seeds the prompt's initialisation and the batch order.
         progress: show a tqdm bar over epochs.
+        config: the Adam schedule, a :class:`hmmtune.tuning.TrainConfig` with
+            ``method="adam"``: ``lr``, ``epochs`` (passes over the training inputs),
+            ``batch_size``, ``patience`` (epochs without a better validation score before
+            stopping; None: run every epoch) and ``seed`` (the prompt's initialisation and
+            the batch order). Default :meth:`TrainConfig.paper() <hmmtune.tuning.TrainConfig.paper>`:
+            lr 0.01, 100 epochs, batch 128, every epoch run.
+        optimiser: deprecated: the old keywords ``lr``, ``epochs``, ``batch_size``,
+            ``patience``, ``seed`` (a ``DeprecationWarning``).
 
     Returns:
         :class:`LearnedPromptFit`.
@@ -272,15 +273,16 @@ def tune_prompt(
     from tqdm.auto import tqdm
 
     _check_kind(features)
-    for label, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{label} must be a positive integer, got {v!r}")
+    config = train_config(config, optimiser, "tune_prompt", default=TrainConfig.paper())
+    if config.method != "adam":
+        raise ValueError(f"tune_prompt trains by Adam: config.method must be 'adam', got {config.method!r} (use TrainConfig.paper(...))")
+    lr, epochs, batch_size, patience, seed = config.lr, config.epochs, config.batch_size, config.patience, config.seed
     dev = lm.device
-    X = lm._inputs(tokens)
+    X = lm.input_tokens(tokens)
     y = _labels(labels, X.shape[0], "tune_prompt").to(dev)
     has_val = val_tokens is not None and val_labels is not None
     if has_val:
-        Xv = lm._inputs(val_tokens)
+        Xv = lm.input_tokens(val_tokens)
         yv = _labels(val_labels, Xv.shape[0], "tune_prompt (validation)").to(dev)
     C = max(2, int(torch.cat([y, yv]).max()) + 1 if has_val else int(y.max()) + 1)
     if num_classes is not None:

@@ -26,8 +26,8 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from ..models import arguments
-from ._train import TrainLog, train
-from .heads import LinearHead, _check_xy, _num_classes, _Standardizer, accuracy
+from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
+from .heads import LinearHead, accuracy
 
 __all__ = ["AttentionHead", "AttentionFit", "fit_attention"]
 
@@ -85,14 +85,8 @@ def fit_attention(
     init: Any = None,
     l2: float = 0.0,
     standardize: bool = True,
-    method: str = "lbfgs",
-    max_iter: int = 1000,
-    check_every: int = 25,
-    patience: int = 4,
-    lr: float = 0.01,
-    epochs: int = 100,
-    batch_size: int = 128,
-    seed: int = 0,
+    config: TrainConfig | None = None,
+    **optimiser,
 ) -> AttentionFit:
     """Fit an attention head on per-position features (docs/theory.md, "Theorem M (attention heads)").
 
@@ -103,24 +97,27 @@ def fit_attention(
             None. Default: a small fixed query (so positions are not all equal at the
             start, which would make the query's gradient vanish) and a zero value map.
         l2: on the query and the value map (standardised).
-        method: optimiser; this and the remaining arguments as in
-            :func:`hmmtune.tuning.fit_head`.
+        config: the optimiser's :class:`~hmmtune.tuning.TrainConfig`, as in
+            :func:`hmmtune.tuning.fit_head` (its ``seed`` also draws the default initial
+            query); the old keywords ``method``, ``max_iter``, ... still work, with a
+            ``DeprecationWarning``.
     """
+    config = train_config(config, optimiser, "fit_attention")
     l2 = arguments.real("l2", l2, 0.0)
-    X, y = _check_xy(features, labels, "fit_attention")
+    X, y = check_features(features, labels, "fit_attention")
     if X.dim() != 3:
         raise ValueError(f"fit_attention needs features of shape (B, T, n), got {tuple(X.shape)}")
     has_val = val_features is not None and val_labels is not None
     if has_val:
-        Xv, yv = _check_xy(val_features, val_labels, "fit_attention (validation)")
+        Xv, yv = check_features(val_features, val_labels, "fit_attention (validation)")
         Xv = Xv.to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[-1])
-    st = _Standardizer(X, standardize)
+    C = count_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[-1])
+    st = Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None
     n = X.shape[-1]
     if init is None:
-        gen = torch.Generator().manual_seed(int(seed))
+        gen = torch.Generator().manual_seed(int(config.seed))
         q0 = 0.1 * torch.randn(n, generator=gen, dtype=X.dtype)
         v0, c0 = torch.zeros(C, n, dtype=X.dtype), torch.zeros(C, dtype=X.dtype)
     else:
@@ -133,16 +130,8 @@ def fit_attention(
         q0 = q_raw * st.scale  # q . G = (q * scale) . z + const
         v0, c0 = st.to_z(head)
     q = q0.clone().requires_grad_(True)
-    if C == 2:
-        v = (v0[1:] - v0[0]).clone().requires_grad_(True)
-        c = (c0[1:] - c0[0]).clone().requires_grad_(True)
-    else:
-        v, c = v0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
-
-    def full(vf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(vf), vf]), torch.cat([torch.zeros_like(cf), cf])
-        return vf, cf
+    v, c = free_rows(v0, c0)
+    full = lambda vf, cf: full_rows(vf, cf, C)  # noqa: E731
 
     def logits_z(Zs):
         alpha = torch.softmax(Zs @ q, -1)
@@ -169,14 +158,7 @@ def fit_attention(
         loss_fn,
         X.shape[0],
         evaluate if has_val else None,
-        method=method,
-        max_iter=max_iter,
-        check_every=check_every,
-        patience=patience,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        config,
     )
     head = current()
     return AttentionFit(head, head.accuracy(X, y), head.accuracy(Xv, yv) if has_val else float("nan"), log)

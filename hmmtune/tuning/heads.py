@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 import torch.nn.functional as F
 
-from ..models import arguments, limits
-from ._train import TrainLog, train
+from ..models import arguments
+from .training import Standardizer, TrainConfig, TrainLog, check_features, count_classes, free_rows, full_rows, train, train_config
 
 __all__ = ["LinearHead", "HeadFit", "fit_head", "accuracy", "as_float_tensor", "witness_dict"]
 
@@ -188,71 +188,13 @@ class HeadFit:
     Attributes:
         head: the fitted :class:`LinearHead` (on raw features).
         train_accuracy, val_accuracy: accuracies of ``head`` (val: NaN without a split).
-        log: the optimiser's :class:`~hmmtune.tuning._train.TrainLog`.
+        log: the optimiser's :class:`~hmmtune.tuning.TrainLog`.
     """
 
     head: LinearHead
     train_accuracy: float
     val_accuracy: float
     log: TrainLog
-
-
-class _Standardizer:
-    """Per-coordinate affine map ``z = (f - mean) / scale`` over the last axis."""
-
-    def __init__(self, features: Tensor, enabled: bool = True):
-        flat = features.reshape(-1, features.shape[-1])
-        d = flat.shape[-1]
-        if enabled and flat.shape[0] > 1:
-            self.mean = flat.mean(0)
-            std = flat.std(0)
-            self.scale = torch.where(std > 0, std, torch.ones_like(std))
-        else:
-            self.mean = torch.zeros(d, dtype=flat.dtype)
-            self.scale = torch.ones(d, dtype=flat.dtype)
-
-    def __call__(self, features: Tensor) -> Tensor:
-        return (features - self.mean) / self.scale
-
-    def to_z(self, head: LinearHead) -> tuple[Tensor, Tensor]:
-        """Raw head (weight, bias) -> the same head on standardised features."""
-        w = head.weight * self.scale
-        return w, head.bias + head.weight @ self.mean
-
-    def to_raw(self, w: Tensor, c: Tensor) -> LinearHead:
-        w_raw = w / self.scale
-        return LinearHead(w_raw.detach().clone(), (c - w_raw @ self.mean).detach().clone())
-
-
-def _num_classes(labels: Tensor, num_classes: int | None, num_features: int = 1) -> int:
-    k = int(labels.max()) + 1 if len(labels) else 2
-    if num_classes is not None:
-        num_classes = arguments.integer("num_classes", num_classes, 2)
-    C = max(2, k) if num_classes is None else num_classes
-    # logits and their gradients (B, C), and the head with L-BFGS's history (~200 copies)
-    limits.check_memory(
-        f"a head with {C} classes (labels up to {k - 1}) on {len(labels)} inputs",
-        8.0 * C * (4 * len(labels) + 210 * num_features),
-    )
-    if num_classes is None:
-        return C
-    if k > num_classes:
-        raise ValueError(f"labels go up to {k - 1} but num_classes = {num_classes}")
-    return num_classes
-
-
-def _check_xy(features: Tensor, labels: Tensor, name: str) -> tuple[Tensor, Tensor]:
-    f = torch.as_tensor(features)
-    if torch.is_complex(f) or f.dtype == torch.bool:
-        raise ValueError(f"{name}: features must hold real numbers (floating or integer dtype), got dtype {f.dtype}")
-    if not torch.is_floating_point(f):
-        f = f.double()
-    y = arguments.class_labels(f"{name}: labels", labels)
-    if f.dim() < 2 or f.shape[0] != y.shape[0] or y.dim() != 1:
-        raise ValueError(f"{name}: features (B, ...) and labels (B,) disagree: {tuple(f.shape)} vs {tuple(y.shape)}")
-    if not bool(torch.isfinite(f).all()):
-        raise ValueError(f"{name}: features must be finite")
-    return f, y
 
 
 def fit_head(
@@ -265,14 +207,8 @@ def fit_head(
     l2: float = 0.0,
     init: Any = None,
     standardize: bool = True,
-    method: str = "lbfgs",
-    max_iter: int = 1000,
-    check_every: int = 25,
-    patience: int = 4,
-    lr: float = 0.01,
-    epochs: int = 100,
-    batch_size: int = 128,
-    seed: int = 0,
+    config: TrainConfig | None = None,
+    **optimiser,
 ) -> HeadFit:
     """Fit a linear head by logistic regression (docs/theory.md, "Theorem H (head tuning)").
 
@@ -290,28 +226,25 @@ def fit_head(
             ``init=report.condition("head: task in row space of W")`` (see
             :meth:`LinearHead.from_init`). Default: zeros.
         standardize: standardise features internally (see the module docstring).
-        method: ``"lbfgs"`` (full batch, to convergence) or ``"adam"`` (``lr``, ``epochs``,
-            ``batch_size``: the paper's schedule).
-        max_iter: L-BFGS iteration budget.
-        check_every: L-BFGS iterations between validation checks.
-        patience: checks without improvement before stopping early.
-        lr: Adam's learning rate.
-        epochs: Adam's epochs.
-        batch_size: Adam's mini-batch size.
-        seed: Adam's shuffling seed.
+        config: the optimiser's :class:`~hmmtune.tuning.TrainConfig` (default
+            ``TrainConfig()``: L-BFGS to convergence, at most 1000 iterations).
+        optimiser: deprecated: the old keywords ``method``, ``max_iter``, ``check_every``,
+            ``patience``, ``lr``, ``epochs``, ``batch_size``, ``seed`` (the fields of
+            :class:`~hmmtune.tuning.TrainConfig`; a ``DeprecationWarning``).
 
     Returns:
         :class:`HeadFit`.
     """
+    config = train_config(config, optimiser, "fit_head")
     l2 = arguments.real("l2", l2, 0.0)
-    X, y = _check_xy(features, labels, "fit_head")
+    X, y = check_features(features, labels, "fit_head")
     X = X.reshape(X.shape[0], -1)
     has_val = val_features is not None and val_labels is not None
     if has_val:
-        Xv, yv = _check_xy(val_features, val_labels, "fit_head (validation)")
+        Xv, yv = check_features(val_features, val_labels, "fit_head (validation)")
         Xv = Xv.reshape(Xv.shape[0], -1).to(X.dtype)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[1])
-    st = _Standardizer(X, standardize)
+    C = count_classes(torch.cat([y, yv]) if has_val else y, num_classes, X.shape[1])
+    st = Standardizer(X, standardize)
     Z = st(X)
     Zv = st(Xv) if has_val else None
     n = X.shape[1]
@@ -319,15 +252,8 @@ def fit_head(
         w0, c0 = torch.zeros(C, n, dtype=X.dtype), torch.zeros(C, dtype=X.dtype)
     else:
         w0, c0 = st.to_z(LinearHead.from_init(init, C))
-    # Two classes: one free logit row (logistic regression); row 0 stays at zero.
-    free = slice(1, 2) if C == 2 else slice(0, C)
-    w = (w0[free] - (w0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
-    c = (c0[free] - (c0[0] if C == 2 else 0)).detach().clone().to(X.dtype).requires_grad_(True)
-
-    def full(wf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
-        return wf, cf
+    w, c = free_rows(w0, c0, X.dtype)  # two classes: one free logit row (logistic regression)
+    full = lambda wf, cf: full_rows(wf, cf, C)  # noqa: E731
 
     def loss_on(Zs, ys):
         W, bias = full(w, c)
@@ -349,14 +275,7 @@ def fit_head(
         loss_fn,
         X.shape[0],
         evaluate if has_val else None,
-        method=method,
-        max_iter=max_iter,
-        check_every=check_every,
-        patience=patience,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        config,
     )
     head = st.to_raw(*full(w.detach(), c.detach()))
     return HeadFit(head, head.accuracy(X, y), head.accuracy(Xv, yv) if has_val else float("nan"), log)

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 
 from ..oracle import MaskMessages, OracleMLM
 from ..models import arguments
-from ._train import TrainLog, train
-from .heads import LinearHead, _num_classes, _Standardizer, accuracy, as_float_tensor, witness_dict
+from .training import Standardizer, TrainConfig, TrainLog, count_classes, free_rows, full_rows, train, train_config
+from .heads import LinearHead, accuracy, as_float_tensor, witness_dict
 
 __all__ = ["PromptFit", "fit_prompt", "prompt_features", "prompt_from_logits", "DEFAULT_PROMPT_TOKENS"]
 
@@ -89,14 +89,8 @@ def fit_prompt(
     init_prompt: Tensor | None = None,
     l2: float = 0.0,
     standardize: bool = True,
-    method: str = "lbfgs",
-    max_iter: int = 1000,
-    check_every: int = 25,
-    patience: int = 4,
-    lr: float = 0.01,
-    epochs: int = 100,
-    batch_size: int = 128,
-    seed: int = 0,
+    config: TrainConfig | None = None,
+    **optimiser,
 ) -> PromptFit:
     """Fit ``k`` soft prompt tokens and a linear head jointly (docs/theory.md, "Theorem P (prompt tuning)").
 
@@ -122,8 +116,9 @@ def fit_prompt(
         l2: as in :func:`hmmtune.tuning.fit_head`.
         standardize: as in :func:`hmmtune.tuning.fit_head`, with the statistics of the
             *initial* prompted training features.
-        method: optimiser, as in :func:`hmmtune.tuning.fit_head` (also ``max_iter``,
-            ``check_every``, ``patience``, ``lr``, ``epochs``, ``batch_size``, ``seed``).
+        config: the optimiser's :class:`~hmmtune.tuning.TrainConfig`, as in
+            :func:`hmmtune.tuning.fit_head` (the old keywords ``method``, ``max_iter``, ...
+            still work, with a ``DeprecationWarning``).
 
     Returns:
         :class:`PromptFit`.
@@ -131,6 +126,7 @@ def fit_prompt(
     m = oracle.model.emission.shape[0]  # prompt rows: over states (HMM) or W's columns (memory)
     dtype = oracle.model.dtype
     msgs = oracle.encode(messages)
+    config = train_config(config, optimiser, "fit_prompt")
     l2 = arguments.real("l2", l2, 0.0)
     y = arguments.class_labels("fit_prompt: labels", labels)
     if msgs.backward.shape[0] != y.shape[0]:
@@ -140,12 +136,10 @@ def fit_prompt(
     if has_val:
         vmsgs = oracle.encode(val_messages)
         yv = arguments.class_labels("fit_prompt: val_labels", val_labels)
-    C = _num_classes(torch.cat([y, yv]) if has_val else y, num_classes, m)
+    C = count_classes(torch.cat([y, yv]) if has_val else y, num_classes, m)
 
     if init_prompt is None:
-        if num_prompt_tokens < 1:
-            raise ValueError(f"num_prompt_tokens must be at least 1, got {num_prompt_tokens}")
-        theta0 = torch.zeros(num_prompt_tokens, m, dtype=dtype)
+        theta0 = torch.zeros(arguments.integer("num_prompt_tokens", num_prompt_tokens), m, dtype=dtype)
     else:
         wd = None if isinstance(init_prompt, (Tensor, list, tuple)) else witness_dict(init_prompt)
         if wd is not None:
@@ -164,22 +158,14 @@ def fit_prompt(
     theta = theta0.clone().requires_grad_(True)
 
     with torch.no_grad():
-        st = _Standardizer(prompt_features(oracle, msgs, prompt_from_logits(theta)), standardize)
+        st = Standardizer(prompt_features(oracle, msgs, prompt_from_logits(theta)), standardize)
     n = st.mean.shape[0]
     if init_head is None:
         w0, c0 = torch.zeros(C, n, dtype=dtype), torch.zeros(C, dtype=dtype)
     else:
         w0, c0 = st.to_z(LinearHead.from_init(init_head, C))
-    if C == 2:
-        w = (w0[1:] - w0[0]).clone().requires_grad_(True)
-        c = (c0[1:] - c0[0]).clone().requires_grad_(True)
-    else:
-        w, c = w0.clone().requires_grad_(True), c0.clone().requires_grad_(True)
-
-    def full(wf, cf):
-        if C == 2:
-            return torch.cat([torch.zeros_like(wf), wf]), torch.cat([torch.zeros_like(cf), cf])
-        return wf, cf
+    w, c = free_rows(w0, c0)
+    full = lambda wf, cf: full_rows(wf, cf, C)  # noqa: E731
 
     def logits(ms: MaskMessages):
         W, bias = full(w, c)
@@ -207,14 +193,7 @@ def fit_prompt(
         loss_fn,
         y.shape[0],
         evaluate if has_val else None,
-        method=method,
-        max_iter=max_iter,
-        check_every=check_every,
-        patience=patience,
-        lr=lr,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
+        config,
     )
     u, head = current()
     with torch.no_grad():

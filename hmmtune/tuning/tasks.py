@@ -1,6 +1,7 @@
-"""Downstream tasks whose labels are linear functions of exact posteriors (docs/theory.md, "Downstream tasks", "Memory-augmented HMMs").
+"""Drawing and labelling downstream tasks (docs/theory.md, "Downstream tasks", "Memory-augmented HMMs").
 
-A task reads a posterior ``p`` (the first-state posterior ``P(H_0 | x)`` of a vanilla HMM,
+The task type itself is :class:`hmmtune.Task` (:mod:`hmmtune.task`, re-exported here);
+``LinearTask`` is its deprecated old name. A task reads a posterior ``p`` (the first-state posterior ``P(H_0 | x)`` of a vanilla HMM,
 or the posterior ``P(M_j | x)`` of one memory cell of a memory HMM) and labels it
 
 - ``y = 1[mu . p >= 0]`` for two classes, with ``mu = weights[1] - weights[0]``
@@ -20,18 +21,22 @@ authors' blind retries (they retried up to 20 times).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .. import common
+from ..models import arguments
+from ..task import Task
+
 __all__ = [
     "MIN_CLASS_FRACTION",
     "ImbalancedTaskError",
-    "LinearTask",
     "LabelledInputs",
+    "Task",
     "paper_task",
     "balanced_paper_task",
     "authors_task",
@@ -63,100 +68,36 @@ class ImbalancedTaskError(ValueError):
         self.redraw = redraw
 
 
-@dataclass(frozen=True)
-class LinearTask:
-    """A linear task ``y = argmax_c (weights @ p)_c`` on a posterior ``p`` (docs/theory.md, "Downstream tasks").
+class DeprecatedLinearTask(Task):  # what the old name LinearTask gives, for one release
+    """The deprecated ``LinearTask``: a :class:`hmmtune.Task` that also takes the old
+    keyword ``name`` (now ``source``)."""
 
-    Attributes:
-        weights: (C, d) class weights; ``d`` is the number of states ``m`` (target
-            ``"state"``) or of memory values ``V`` (target a memory cell).
-        cell: ``None`` for the first-state posterior ``P(H_0 | x)``; an integer ``j`` for
-            the posterior of memory cell ``j`` (docs/theory.md, "Memory-augmented HMMs").
-        name: free text (the recipe that drew the task).
-        redraw: which deterministic re-draw produced the task (see :func:`paper_task`).
-    """
-
-    weights: Tensor
-    cell: int | None = None
-    name: str | None = None
-    redraw: int = 0
-
-    def __post_init__(self):
-        w = torch.as_tensor(self.weights, dtype=torch.float64)
-        if w.dim() == 1:  # a binary task vector mu
-            w = torch.stack([torch.zeros_like(w), w])
-        if w.dim() != 2 or w.shape[0] < 2 or w.shape[1] < 1:
-            raise ValueError(f"task weights must have shape (C, d) with C >= 2 classes, got {tuple(w.shape)}")
-        if not bool(torch.isfinite(w).all()):
-            raise ValueError("task weights must be finite")
-        object.__setattr__(self, "weights", w)
+    def __init__(self, weights, cell=None, name=None, redraw=0, **kwargs):
+        super().__init__(weights, cell, kwargs.pop("source", name), redraw, **kwargs)
 
     @classmethod
-    def binary(cls, mu: Any, cell: int | None = None, name: str | None = None) -> "LinearTask":
-        """The binary task ``y = 1[mu . p >= 0]``; ``mu`` has shape (d,)."""
-        mu = torch.as_tensor(mu, dtype=torch.float64)
-        if mu.dim() != 1:
-            raise ValueError(f"mu must be a vector, got shape {tuple(mu.shape)}")
-        return cls(torch.stack([torch.zeros_like(mu), mu]), cell=cell, name=name)
+    def binary(cls, mu, cell=None, name=None, **kwargs):
+        return super().binary(mu, cell, kwargs.pop("source", name), **kwargs)
 
     @property
-    def num_classes(self) -> int:
-        return self.weights.shape[0]
+    def name(self):
+        return self.source
 
-    @property
-    def dim(self) -> int:
-        """Length ``d`` of the posterior the task reads."""
-        return self.weights.shape[1]
 
-    @property
-    def mu(self) -> Tensor:
-        """``weights[1] - weights[0]`` for a binary task (docs/theory.md, "Downstream tasks")."""
-        if self.num_classes != 2:
-            raise ValueError(f"mu is defined for binary tasks; this task has {self.num_classes} classes")
-        return self.weights[1] - self.weights[0]
+#: old public names -> (their replacement, the message's hint); removed in the next release
+DEPRECATED = {"LinearTask": (DeprecatedLinearTask, "hmmtune.Task (hmmtune.task.Task)")}
 
-    def scores(self, posterior: Tensor) -> Tensor:
-        """``weights @ p`` for posteriors ``p`` of shape (B, d): (B, C)."""
-        p = self._check(posterior)
-        return p @ self.weights.to(p.dtype).T
 
-    def labels(self, posterior: Tensor) -> Tensor:
-        """Class of each posterior, (B,) LongTensor."""
-        p = self._check(posterior)
-        if self.num_classes == 2:
-            return (p @ self.mu.to(p.dtype) >= 0).long()
-        return self.scores(p).argmax(-1)
-
-    def margin(self, posterior: Tensor) -> Tensor:
-        """``|mu . p|`` (binary) or the gap between the two best scores, (B,)."""
-        p = self._check(posterior)
-        if self.num_classes == 2:
-            return (p @ self.mu.to(p.dtype)).abs()
-        top = self.scores(p).topk(2, -1).values
-        return top[:, 0] - top[:, 1]
-
-    def relevant_states(self, initial: Any) -> list[int]:
-        """``R = supp(nu)`` with ``nu = mu * initial`` (binary tasks, docs/theory.md, "Downstream tasks").
-
-        For more classes: the states where some pairwise difference of weights, times
-        ``initial``, is nonzero.
-        """
-        pi = torch.as_tensor(initial, dtype=torch.float64)
-        w = self.weights
-        spread = (w.max(0).values - w.min(0).values) * pi
-        return [int(h) for h in torch.nonzero(spread != 0).flatten()]
-
-    def _check(self, posterior: Tensor) -> Tensor:
-        p = posterior if isinstance(posterior, Tensor) else torch.as_tensor(posterior, dtype=torch.float64)
-        if p.dim() == 1:
-            p = p[None]
-        if p.dim() != 2 or p.shape[1] != self.dim:
-            raise ValueError(f"posteriors must have shape (B, {self.dim}) for this task, got {tuple(p.shape)}")
-        return p
+def __getattr__(name: str):
+    if name in DEPRECATED:
+        value, new = DEPRECATED[name]
+        warnings.warn(f"hmmtune.tuning.{name} is deprecated; use {new}", DeprecationWarning, stacklevel=2)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _task_rng(seed: int, redraw: int) -> np.random.Generator:
-    return np.random.default_rng([int(seed), 0x7A5C, int(redraw)])
+    return common.derive_rng(seed, 0x7A5C, redraw)
 
 
 def paper_task(
@@ -167,7 +108,7 @@ def paper_task(
     num_nonzero: int = 6,
     redraw: int = 0,
     cell: int | None = None,
-) -> LinearTask:
+) -> Task:
     """The paper's random task (docs/theory.md, "Downstream tasks", "The paper's experiments").
 
     ``M`` in R^{C x d}: ``num_nonzero`` positions drawn uniformly *with replacement* among
@@ -181,15 +122,16 @@ def paper_task(
         redraw: index of a deterministic re-draw (0 = first draw).
         cell: ``None`` (first-state posterior) or the memory cell the task reads.
     """
-    if num_states < 1 or num_classes < 2 or num_nonzero < 1:
-        raise ValueError("paper_task needs num_states >= 1, num_classes >= 2 and num_nonzero >= 1")
+    num_states = arguments.integer("num_states", num_states)
+    num_classes = arguments.integer("num_classes", num_classes, 2)
+    num_nonzero = arguments.integer("num_nonzero", num_nonzero)
     rng = _task_rng(seed, redraw)
     M = np.zeros(num_classes * num_states)
     pos = rng.integers(0, num_classes * num_states, size=num_nonzero)
     val = rng.standard_normal(num_nonzero)
     M[pos] = val
     name = f"paper_task(d={num_states}, seed={seed}, redraw={redraw}" + (f", cell={cell})" if cell is not None else ")")
-    return LinearTask(torch.from_numpy(M.reshape(num_classes, num_states)), cell=cell, name=name, redraw=redraw)
+    return Task(torch.from_numpy(M.reshape(num_classes, num_states)), cell=cell, source=name, redraw=redraw)
 
 
 def check_balance(labels: Tensor, num_classes: int, min_fraction: float = MIN_CLASS_FRACTION, redraw: int | None = None) -> float:
@@ -218,6 +160,19 @@ def check_balance(labels: Tensor, num_classes: int, min_fraction: float = MIN_CL
     return fraction
 
 
+def _first_balanced(draw: Callable[[int], Task], posterior: Tensor, min_fraction: float, max_redraws: int):
+    """``((task, minority_fraction), None)`` for the first ``draw(r)``, r = 0..max_redraws,
+    whose labels pass :func:`check_balance`; ``(None, last ImbalancedTaskError)`` if none does."""
+    last = None
+    for r in range(max_redraws + 1):
+        task = draw(r)
+        try:
+            return (task, check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=r)), None
+        except ImbalancedTaskError as exc:
+            last = exc
+    return None, last
+
+
 def balanced_paper_task(
     num_states: int,
     seed: int,
@@ -226,7 +181,7 @@ def balanced_paper_task(
     min_fraction: float = MIN_CLASS_FRACTION,
     max_redraws: int = 20,
     **kwargs,
-) -> tuple[LinearTask, float]:
+) -> tuple[Task, float]:
     """The first of ``paper_task(..., redraw=r)``, r = 0, 1, ..., whose labels on
     ``posterior`` pass :func:`check_balance`.
 
@@ -238,15 +193,9 @@ def balanced_paper_task(
     Raises:
         ImbalancedTaskError: no draw among ``max_redraws + 1`` passes.
     """
-    last = None
-    for r in range(max_redraws + 1):
-        task = paper_task(num_states, seed, redraw=r, **kwargs)
-        try:
-            frac = check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=r)
-        except ImbalancedTaskError as exc:
-            last = exc
-            continue
-        return task, frac
+    found, last = _first_balanced(lambda r: paper_task(num_states, seed, redraw=r, **kwargs), posterior, min_fraction, max_redraws)
+    if found is not None:
+        return found
     raise ImbalancedTaskError(
         f"none of {max_redraws + 1} deterministic task draws for seed {seed} has a minority class of at least "
         f"{min_fraction:.0%} (last one: {last.fraction:.1%}); the model's posteriors barely vary on this sample",
@@ -256,7 +205,7 @@ def balanced_paper_task(
     )
 
 
-def authors_task(num_states: int, seed: int, attempt: int = 0) -> LinearTask:
+def authors_task(num_states: int, seed: int, attempt: int = 0) -> Task:
     """The authors' own task for their HMM seed ``seed`` (binary, 6 random entries).
 
     Equal to their draws (:func:`hmmtune.models.authors_task_weights`): numpy's legacy
@@ -267,7 +216,7 @@ def authors_task(num_states: int, seed: int, attempt: int = 0) -> LinearTask:
 
     w = authors_task_weights(num_states, seed, attempt)
     name = f"authors_task(m={num_states}, seed={seed}, attempt={attempt})"
-    return LinearTask(torch.from_numpy(w), name=name, redraw=int(attempt))
+    return Task(torch.from_numpy(w), source=name, redraw=int(attempt))
 
 
 def balanced_authors_task(
@@ -277,17 +226,13 @@ def balanced_authors_task(
     *,
     min_fraction: float = MIN_CLASS_FRACTION,
     max_redraws: int = 20,
-) -> tuple[LinearTask, float]:
+) -> tuple[Task, float]:
     """The first of ``authors_task(..., attempt=a)``, a = 0, 1, ..., ``max_redraws``
     whose labels on ``posterior`` pass :func:`check_balance` (the authors retried up to 20
     times when fine-tuning failed; this uses the minority-class rule instead)."""
-    last = None
-    for a in range(max_redraws + 1):
-        task = authors_task(num_states, seed, a)
-        try:
-            return task, check_balance(task.labels(posterior), task.num_classes, min_fraction, redraw=a)
-        except ImbalancedTaskError as exc:
-            last = exc
+    found, last = _first_balanced(lambda a: authors_task(num_states, seed, a), posterior, min_fraction, max_redraws)
+    if found is not None:
+        return found
     raise ImbalancedTaskError(
         f"none of {max_redraws + 1} authors' task draws for seed {seed} has a minority class of at least {min_fraction:.0%}",
         last.fraction,
@@ -338,7 +283,7 @@ def sample_inputs(model: Any, num_inputs: int, length: int, seed: int) -> Tensor
     return tokens[:, 1:].contiguous()
 
 
-def label_inputs(tokens: Tensor, posterior_fn: Callable[[Tensor], Tensor], task: LinearTask) -> LabelledInputs:
+def label_inputs(tokens: Tensor, posterior_fn: Callable[[Tensor], Tensor], task: Task) -> LabelledInputs:
     """Attach exact posteriors (from ``posterior_fn(tokens)``) and the task's labels."""
     post = posterior_fn(tokens).detach()
     return LabelledInputs(tokens, post, task.labels(post))

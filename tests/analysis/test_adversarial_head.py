@@ -10,7 +10,7 @@ import torch
 from hmmtune import HMM, OracleMLM, paper_hmm
 from hmmtune.analysis.adversarial import adversarial_head_check
 from hmmtune.analysis.conditions import Evidence, head_condition
-from hmmtune.tuning.tasks import LinearTask
+from hmmtune.task import Task
 
 
 def _two_state(a, r):
@@ -31,7 +31,7 @@ def test_eps_star_in_closed_form_is_tight(a, r):
     # mu = (1, -1): b = (1, -1) / (1 - 2a); on inputs of one token mu . p_0 = +-(1 - 2r)(1 - 2a),
     # so eps* = gamma / ||b||_inf = (1 - 2r)(1 - 2a)^2.
     model = _two_state(a, r)
-    task = LinearTask.binary([1.0, -1.0])
+    task = Task.binary([1.0, -1.0])
     cond = head_condition(model, task, inputs=_all_inputs(model, 1))[-1]
     assert cond.holds
     w = cond.witness
@@ -54,7 +54,7 @@ def test_against_explicit_perturbations_and_slack_of_an_asymmetric_head():
     # more than eps* to flip a label, and the adversarial check must agree with G + e.
     E = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     model = HMM(np.array([0.5, 0.5]), np.array([[0.8, 0.2], [0.3, 0.7]]), E)
-    task = LinearTask.binary([1.0, -0.5])
+    task = Task.binary([1.0, -0.5])
     ev = _all_inputs(model, 2)
     cond = head_condition(model, task, inputs=ev)[-1]
     b = np.array(cond.witness["head"][0], dtype=float)

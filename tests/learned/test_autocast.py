@@ -17,6 +17,7 @@ import torch
 
 from hmmtune.learned import EncoderConfig, MaskedLM
 from hmmtune.learned.tune import tune_prompt
+from hmmtune.tuning import TrainConfig
 
 AMP = dict(device_type="cpu", dtype=torch.bfloat16)
 
@@ -62,7 +63,7 @@ def test_prompt_accuracies_agree_before_and_after_tune_prompt_returns_under_auto
         with torch.no_grad():
             for p in lm.parameters():  # the model changes (as in pretraining)
                 p.add_(0.05 * torch.randn(p.shape, generator=gen))
-        fit = tune_prompt(lm, x[:64], y[:64], x[64:], y[64:], num_prompt_tokens=4, epochs=2, batch_size=32)
+        fit = tune_prompt(lm, x[:64], y[:64], x[64:], y[64:], num_prompt_tokens=4, config=TrainConfig.paper(epochs=2, batch_size=32))
         # the model's parameters require gradients again here, as after pretraining
         assert fit.accuracy(lm, x[:64], y[:64]) == fit.train_accuracy
         assert fit.accuracy(lm, x[64:], y[64:]) == fit.val_accuracy

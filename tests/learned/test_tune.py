@@ -8,7 +8,7 @@ import torch
 from hmmtune import OracleMLM, paper_hmm
 from hmmtune.learned import EncoderConfig, PretrainConfig, pretrain
 from hmmtune.learned.tune import mask_features, token_features, tune_attention, tune_head, tune_prompt
-from hmmtune.tuning import balanced_paper_task, sample_inputs
+from hmmtune.tuning import TrainConfig, balanced_paper_task, sample_inputs
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_prompt_tuning_end_to_end(setup):
     before = _weights(lm)
     grads = [p.requires_grad for p in lm.parameters()]
     init = lm.init_prompt(20, seed=0).detach().clone()
-    fit = tune_prompt(lm, tr, ytr, va, yva, epochs=8, batch_size=64, seed=0)
+    fit = tune_prompt(lm, tr, ytr, va, yva, config=TrainConfig.paper(epochs=8, batch_size=64, seed=0))
     assert fit.prompt.shape == (20, lm.config.hidden)
     assert fit.log.history[-1][1] < fit.log.history[0][1]  # the joint training lowers the loss
     # the kept prompt is the initial one only if no epoch beat it on validation
@@ -83,10 +83,10 @@ def test_prompt_tuning_end_to_end(setup):
     # prompted features differ from the unprompted ones
     assert not torch.allclose(fit.features_of(lm, te), mask_features(lm, te))
     # early stopping
-    short = tune_prompt(lm, tr, ytr, va, yva, num_prompt_tokens=2, epochs=50, patience=1, batch_size=150)
+    short = tune_prompt(lm, tr, ytr, va, yva, num_prompt_tokens=2, config=TrainConfig.paper(epochs=50, patience=1, batch_size=150))
     assert short.log.stopped == "patience" and len(short.log.history) < 50
     # starting from the tuned head is accepted
-    warm = tune_prompt(lm, tr, ytr, va, yva, epochs=1, init_head=tune_head(lm, tr, ytr).head, features="logits")
+    warm = tune_prompt(lm, tr, ytr, va, yva, config=TrainConfig.paper(epochs=1), init_head=tune_head(lm, tr, ytr).head, features="logits")
     assert warm.features == "logits"
 
 
@@ -108,7 +108,7 @@ def test_heads_on_a_barely_trained_network_do_not_follow_rounding_noise():
     assert float(f.std(0).max()) < 1e-3  # the features barely vary: the hard case
     gen = torch.Generator().manual_seed(0)
     head = tune_head(lm, tr, ytr, va, yva).head
-    prompt = tune_prompt(lm, tr, ytr, va, yva, epochs=3, batch_size=100)
+    prompt = tune_prompt(lm, tr, ytr, va, yva, config=TrainConfig.paper(epochs=3, batch_size=100))
     fp = prompt.features_of(lm, te)
     for h, feats in ((head, f), (prompt.head, fp)):
         noisy = feats + 1e-4 * torch.randn(feats.shape, generator=gen, dtype=feats.dtype)

@@ -16,6 +16,7 @@ from hmmtune.perturbed import (
 )
 from hmmtune.tuning import fit_head, fit_prompt
 from hmmtune.tuning.tasks import paper_task, sample_inputs
+from hmmtune.tuning import TrainConfig
 
 
 def _tv(a, b):
@@ -102,9 +103,9 @@ def test_imperfect_oracle_plugs_into_head_and_prompt_tuning():
     y = task.labels(OracleMLM(hmm).mask_posterior(x))
     imp = imperfect_oracle(hmm, PretrainingError(emission=0.05, noise=0.05), seed=0)
     G = imp.mask_prediction(x)
-    hf = fit_head(G[:200], y[:200], G[200:], y[200:], max_iter=100)
+    hf = fit_head(G[:200], y[:200], G[200:], y[200:], config=TrainConfig(max_iter=100))
     assert 0.5 <= hf.head.accuracy(G[200:], y[200:]) <= 1.0
     msgs = imp.encode(x)
     pf = fit_prompt(imp, msgs.__class__(msgs.backward[:200]), y[:200], msgs.__class__(msgs.backward[200:]), y[200:],
-                    num_prompt_tokens=2, init_head=hf.head, max_iter=20)
+                    num_prompt_tokens=2, init_head=hf.head, config=TrainConfig(max_iter=20))
     assert 0.5 <= pf.val_accuracy <= 1.0

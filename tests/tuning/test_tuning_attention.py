@@ -7,7 +7,8 @@ import torch
 
 from hmmtune import OracleMLM
 from hmmtune.models.generators import paper_memory_hmm
-from hmmtune.tuning import AttentionHead, LinearTask, fit_attention, fit_head, sample_inputs
+from hmmtune.tuning import AttentionHead, Task, fit_attention, fit_head, sample_inputs
+from hmmtune.tuning import TrainConfig
 
 
 def _anchor_data(B: int, T: int, seed: int):
@@ -42,7 +43,7 @@ def test_attention_head_from_explicit_parameters_and_round_trip():
     q = torch.tensor([0.0, 0.0, 50.0], dtype=torch.float64)
     head = AttentionHead(q, torch.tensor([[0.0, 0.0, 0.0], [1.0, -1.0, 0.0]], dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
     assert head.accuracy(X, y) == 1.0
-    fit = fit_attention(X, y, init=head, method="adam", lr=0.0, epochs=1)
+    fit = fit_attention(X, y, init=head, config=TrainConfig(method="adam", lr=0.0, epochs=1))
     assert torch.allclose(fit.head.query, q, atol=1e-9)
     assert torch.allclose(fit.head.value[1] - fit.head.value[0], head.value[1], atol=1e-9)
 
@@ -52,9 +53,9 @@ def test_attention_on_a_paper_memory_hmm_reaches_the_memory_task(V):
     model = paper_memory_hmm(V, seed=5)
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 900, 48, seed=5)
-    task = LinearTask.binary([1.0, -1.0, 0.5][:V], cell=0)
+    task = Task.binary([1.0, -1.0, 0.5][:V], cell=0)
     y = task.labels(oracle.memory_posterior(tokens, cell=0))
     assert 0.1 < y.double().mean() < 0.9
     G = oracle.token_predictions(tokens)
-    fit = fit_attention(G[:600], y[:600], G[600:700], y[600:700], max_iter=200)
+    fit = fit_attention(G[:600], y[:600], G[600:700], y[600:700], config=TrainConfig(max_iter=200))
     assert fit.head.accuracy(G[700:], y[700:]) >= 0.97

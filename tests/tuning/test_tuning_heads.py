@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from hmmtune import OracleMLM, load_example
-from hmmtune.tuning import LinearHead, LinearTask, fit_head, sample_inputs
+from hmmtune.tuning import LinearHead, Task, fit_head, sample_inputs
+from hmmtune.tuning import TrainConfig
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def _witness(W: np.ndarray, mu: np.ndarray) -> np.ndarray:
 def test_probe_recovers_the_witness_accuracy_when_theorem_h_holds(full_rank_data):
     model, post, G, W = full_rank_data
     mu = np.array([1.0, -2.0, 0.7])
-    task = LinearTask.binary(mu)
+    task = Task.binary(mu)
     y = task.labels(post)
     assert 0.2 < y.double().mean() < 0.8
     b = _witness(W, mu)
@@ -46,7 +47,7 @@ def test_probe_recovers_the_witness_accuracy_when_theorem_h_holds(full_rank_data
 
 def test_multiclass_probe_reaches_100_percent_under_theorem_h(full_rank_data):
     model, post, G, W = full_rank_data
-    task = LinearTask(torch.diag(torch.tensor([2.0, 3.0, 6.0])))  # about 1 each at the mean posterior
+    task = Task(torch.diag(torch.tensor([2.0, 3.0, 6.0])))  # about 1 each at the mean posterior
     y = task.labels(post)
     assert torch.bincount(y, minlength=3).min() > 300
     tr, va, te = slice(0, 2000), slice(2000, 2500), slice(2500, 3000)
@@ -59,10 +60,10 @@ def test_probe_starts_from_the_given_witness(full_rank_data):
     model, post, G, W = full_rank_data
     mu = np.array([0.5, 1.0, -1.5])
     b = _witness(W, mu)
-    y = LinearTask.binary(mu).labels(post)
+    y = Task.binary(mu).labels(post)
     # Adam with lr = 0 never moves: the head must come back as the witness itself
     # (checks the internal standardisation round trip against numpy).
-    fit = fit_head(G, y, init=(b, 0.0), method="adam", lr=0.0, epochs=1)
+    fit = fit_head(G, y, init=(b, 0.0), config=TrainConfig(method="adam", lr=0.0, epochs=1))
     assert np.allclose(fit.head.b.numpy(), b, atol=1e-10)
     assert abs(float(fit.head.c)) < 1e-10
     assert fit.train_accuracy == 1.0
@@ -71,7 +72,7 @@ def test_probe_starts_from_the_given_witness(full_rank_data):
         def __init__(self, b):
             self.b, self.c = b, None
 
-    fit2 = fit_head(G, y, init=Witness(b), method="adam", lr=0.0, epochs=1)
+    fit2 = fit_head(G, y, init=Witness(b), config=TrainConfig(method="adam", lr=0.0, epochs=1))
     assert np.allclose(fit2.head.b.numpy(), b, atol=1e-10)
 
 
@@ -79,7 +80,7 @@ def test_early_stopping_keeps_the_best_validation_check():
     gen = torch.Generator().manual_seed(0)
     X = torch.randn(400, 5, generator=gen, dtype=torch.float64)
     y = ((X[:, 0] + 0.8 * torch.randn(400, generator=gen, dtype=torch.float64)) > 0).long()  # noisy labels
-    fit = fit_head(X[:300], y[:300], X[300:], y[300:], check_every=2, patience=3, max_iter=200)
+    fit = fit_head(X[:300], y[:300], X[300:], y[300:], config=TrainConfig(check_every=2, patience=3, max_iter=200))
     val = [h[2] for h in fit.log.history]
     assert fit.val_accuracy == pytest.approx(max(val + [0.0]) if fit.log.best_check >= 0 else fit.val_accuracy)
     assert fit.val_accuracy >= max(val) - 1e-12
@@ -88,9 +89,9 @@ def test_early_stopping_keeps_the_best_validation_check():
 
 def test_l2_shrinks_the_weights(full_rank_data):
     model, post, G, W = full_rank_data
-    y = LinearTask.binary([1.0, -2.0, 0.7]).labels(post)
-    free = fit_head(G[:1000], y[:1000], max_iter=200)
-    ridge = fit_head(G[:1000], y[:1000], l2=1.0, max_iter=200)
+    y = Task.binary([1.0, -2.0, 0.7]).labels(post)
+    free = fit_head(G[:1000], y[:1000], config=TrainConfig(max_iter=200))
+    ridge = fit_head(G[:1000], y[:1000], l2=1.0, config=TrainConfig(max_iter=200))
     assert ridge.head.b.norm() < free.head.b.norm()
 
 

@@ -11,7 +11,8 @@ import torch
 from hmmtune import OracleMLM, load_example
 from hmmtune.oracle import MaskMessages
 from hmmtune.examples import example_path
-from hmmtune.tuning import LinearTask, fit_head, fit_prompt, prompt_from_logits, sample_inputs
+from hmmtune.tuning import Task, fit_head, fit_prompt, prompt_from_logits, sample_inputs
+from hmmtune.tuning import TrainConfig
 
 
 def _best_threshold_accuracy(g: np.ndarray, y: np.ndarray) -> float:
@@ -33,7 +34,7 @@ def prompt_example():
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 2000, 8, seed=3)
     post = oracle.mask_posterior(tokens)
-    y = LinearTask.binary(mu).labels(post)
+    y = Task.binary(mu).labels(post)
     return model, oracle, tokens, y
 
 
@@ -61,7 +62,7 @@ def test_prompt_tuning_reaches_100_percent_where_head_tuning_cannot(prompt_examp
 def test_prompt_tuning_with_twenty_tokens_from_scratch(prompt_example):
     model, oracle, tokens, y = prompt_example
     msgs = oracle.encode(tokens)  # cached backward messages, reused by every step
-    fit = fit_prompt(oracle, MaskMessages(msgs.backward[:1200]), y[:1200], max_iter=300)
+    fit = fit_prompt(oracle, MaskMessages(msgs.backward[:1200]), y[:1200], config=TrainConfig(max_iter=300))
     assert fit.prompt.shape == (20, model.num_states)
     assert fit.train_accuracy == 1.0
 
@@ -75,7 +76,7 @@ def test_theorem_p_witness_prompt_as_a_start(prompt_example):
     prior = oracle.prompt_prior(u)
     assert torch.allclose(prior, model.transition[4])
     assert set(torch.nonzero(prior).flatten().tolist()) == {0, 1}
-    fit = fit_prompt(oracle, tokens[:1200], y[:1200], tokens[1200:1500], y[1200:1500], init_prompt=u, max_iter=100)
+    fit = fit_prompt(oracle, tokens[:1200], y[:1200], tokens[1200:1500], y[1200:1500], init_prompt=u, config=TrainConfig(max_iter=100))
     assert fit.accuracy(oracle, tokens[1500:], y[1500:]) == 1.0
     assert float(fit.prompt[0, :4].max()) < 1e-6  # the start's support is kept
 
@@ -91,8 +92,8 @@ def test_prompt_tuning_on_a_memory_model_uses_rows_over_the_columns_of_w():
     model = load_example("memory")  # 2 values x 2 local states: prompt rows of length 4
     oracle = OracleMLM(model)
     tokens = sample_inputs(model, 500, 10, seed=0)
-    y = LinearTask.binary([1.0, -1.0], cell=0).labels(oracle.memory_posterior(tokens, cell=0))
-    fit = fit_prompt(oracle, tokens[:400], y[:400], tokens[400:], y[400:], num_prompt_tokens=2, max_iter=50)
+    y = Task.binary([1.0, -1.0], cell=0).labels(oracle.memory_posterior(tokens, cell=0))
+    fit = fit_prompt(oracle, tokens[:400], y[:400], tokens[400:], y[400:], num_prompt_tokens=2, config=TrainConfig(max_iter=50))
     assert fit.prompt.shape == (2, model.num_values * model.num_local_states)
     assert bool((fit.prompt >= 0).all())
     direct = fit.head.predict(oracle.mask_prediction(tokens[400:], fit.prompt))

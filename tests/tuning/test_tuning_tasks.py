@@ -8,7 +8,7 @@ import torch
 
 from hmmtune.tuning import (
     ImbalancedTaskError,
-    LinearTask,
+    Task,
     balanced_paper_task,
     check_balance,
     paper_task,
@@ -53,24 +53,24 @@ def test_paper_task_is_deterministic_and_redraws_differ():
 
 
 def test_binary_labels_follow_the_sign_of_mu_dot_p_with_ties_to_class_one():
-    task = LinearTask.binary([1.0, -1.0, 0.0])
+    task = Task.binary([1.0, -1.0, 0.0])
     p = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.5, 0.3], [0.4, 0.4, 0.2], [0.0, 0.0, 1.0]], dtype=torch.float64)
     assert task.labels(p).tolist() == [1, 0, 1, 1]
     assert torch.allclose(task.margin(p), torch.tensor([0.3, 0.3, 0.0, 0.0], dtype=torch.float64))
     # the (C, m) form with the same difference gives the same labels
-    task2 = LinearTask(torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.0, 2.0]]))
+    task2 = Task(torch.tensor([[0.5, 1.0, 2.0], [1.5, 0.0, 2.0]]))
     assert task2.labels(p).tolist() == [1, 0, 1, 1]
 
 
 def test_multiclass_labels_are_the_argmax():
     M = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-    task = LinearTask(M)
+    task = Task(M)
     p = torch.tensor([[0.2, 0.5, 0.3], [0.7, 0.1, 0.2], [0.1, 0.1, 0.8]])
     assert task.labels(p).tolist() == [1, 0, 2]
 
 
 def test_relevant_states_are_the_support_of_mu_times_initial():
-    task = LinearTask.binary([1.0, 0.0, -2.0, 3.0])
+    task = Task.binary([1.0, 0.0, -2.0, 3.0])
     assert task.relevant_states([0.5, 0.2, 0.3, 0.0]) == [0, 2]
 
 

@@ -24,6 +24,7 @@ import json
 from hmmtune.examples import example_path, list_examples, load_example
 from hmmtune.tuning import LinearHead, fit_head, fit_prompt, prompt_features
 from hmmtune.tuning.heads import as_float_tensor
+from hmmtune.tuning import TrainConfig
 
 #: a task for the examples that ship without one
 _DEFAULT_TASKS = {"full_rank": {"mu": [1, -1, 0]}}
@@ -66,7 +67,7 @@ def test_witness_from_a_real_report_starts_tuning(name):
             ref = (np.hstack([np.zeros((len(G), 1)), G @ b.T]).argmax(1))
             assert (ref == y)[clear].all()  # the witness recovers the task (Theorem H)
             for init in (head, head.to_dict(), head.witness):
-                fit = fit_head(torch.as_tensor(G), yt, init=init, method="adam", lr=0.0, epochs=1)
+                fit = fit_head(torch.as_tensor(G), yt, init=init, config=TrainConfig(method="adam", lr=0.0, epochs=1))
                 assert torch.equal(fit.head.predict(torch.as_tensor(G)), torch.as_tensor(ref))
             fit = fit_head(torch.as_tensor(G), yt, init=head)
             assert fit.head.accuracy(torch.as_tensor(G)[clear], yt[clear]) == 1.0
@@ -78,7 +79,7 @@ def test_witness_from_a_real_report_starts_tuning(name):
             Gu = prompt_features(oracle, x, u).double().numpy()
             ref = np.hstack([np.zeros((len(Gu), 1)), Gu @ b.T]).argmax(1)
             assert (ref == y)[clear].all()  # the prompted witness recovers the task (Theorem P)
-            fit = fit_prompt(oracle, x, yt, init_prompt=prompt, method="adam", lr=0.0, epochs=1)
+            fit = fit_prompt(oracle, x, yt, init_prompt=prompt, config=TrainConfig(method="adam", lr=0.0, epochs=1))
             assert fit.prompt.shape == u.shape
             assert torch.equal(fit.predict(oracle, x), torch.as_tensor(ref))
     else:
@@ -90,7 +91,7 @@ def test_witness_from_a_real_report_starts_tuning(name):
         assert float(h.c) == 0.0
         G = torch.rand(50, model.num_tokens, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         ref = (G.numpy() @ b >= 0).astype(int)
-        fit = fit_head(G, torch.as_tensor(ref), init=mem, method="adam", lr=0.0, epochs=1)
+        fit = fit_head(G, torch.as_tensor(ref), init=mem, config=TrainConfig(method="adam", lr=0.0, epochs=1))
         assert torch.equal(fit.head.predict(G), torch.as_tensor(ref))
     assert used, f"{name}: the report has no witness to start tuning from"
 
