@@ -15,10 +15,13 @@ from typing import Iterable, Sequence
 import networkx as nx
 import numpy as np
 
+from .tolerances import GREEDY_EPS
+
 __all__ = [
     "transition_graph",
     "support",
     "successors",
+    "reachable",
     "layers",
     "ChainStructure",
     "chain_structure",
@@ -76,6 +79,22 @@ def successors(G: nx.DiGraph, states: Iterable[int]) -> frozenset[int]:
     for d in states:
         out.update(G.successors(d))
     return frozenset(out)
+
+
+def reachable(G, start: Iterable[int]) -> frozenset[int]:
+    """The states reachable from ``start`` in zero or more steps (one breadth-first search
+    from every start state at once)."""
+    reach: set[int] = set(start)
+    frontier = list(reach)
+    while frontier:
+        nxt = []
+        for u in frontier:
+            for v in G.successors(u):
+                if v not in reach:
+                    reach.add(v)
+                    nxt.append(v)
+        frontier = nxt
+    return frozenset(reach)
 
 
 def layers(G: nx.DiGraph, start: Iterable[int], max_length: int) -> list[frozenset[int]]:
@@ -136,16 +155,7 @@ def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
     attracting_sets = [set(c) for c in nx.attracting_components(G)]
     attracting = [i for i, c in enumerate(comps) if set(c) in attracting_sets]
     start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0)
-    reach: set[int] = set(start)
-    frontier = list(start)  # one breadth-first search from every start state at once
-    while frontier:
-        nxt = []
-        for u in frontier:
-            for v in G.successors(u):
-                if v not in reach:
-                    reach.add(v)
-                    nxt.append(v)
-        frontier = nxt
+    reach = reachable(G, start)
     m = G.number_of_nodes()
     irreducible = len(comps) == 1
     return ChainStructure(
@@ -210,7 +220,7 @@ def candidate_supports(
         # best gain per newly added support state, then fewest new states, then lowest index
         d = min(
             (d for d in cands if succ[d] & uncovered),
-            key=lambda d: (-len(succ[d] & uncovered) / (len(succ[d] - S) + 1e-9), len(succ[d] - S), d),
+            key=lambda d: (-len(succ[d] & uncovered) / (len(succ[d] - S) + GREEDY_EPS), len(succ[d] - S), d),
         )
         chosen.append(d)
         S |= succ[d]

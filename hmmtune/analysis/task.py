@@ -21,10 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sympy
 
 from ..models import arguments
-from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
 
 __all__ = ["TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
@@ -84,6 +82,10 @@ class TaskSpec:
 
 def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
     """Parse the task format above; errors name the file (``label``) and the field."""
+    import sympy  # task files may hold exact rationals; a float model's check never reads one
+
+    from ..models.io import ModelFileError, parse_entries
+
     if not isinstance(data, dict):
         raise ModelFileError(f"{label}: a task must be a JSON object")
     if ("mu" in data) == ("weights" in data):
@@ -114,6 +116,8 @@ def task_from_dict(data: dict, label: str = "<task>") -> TaskSpec:
 
 def load_task(source: Any) -> TaskSpec:
     """Load a task from a path, JSON text or dict."""
+    from ..models.io import ModelFileError, check_format_version, load_json_source
+
     data, label = load_json_source(source)
     check_format_version(data, label)
     kind = data.get("kind", "task")
