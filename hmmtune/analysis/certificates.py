@@ -232,20 +232,13 @@ def best_linear_accuracy(
     Returns:
         ``(accuracy, proven_optimal)``; not optimal when a limit stopped HiGHS.
     """
-    acc, opt, _ = _best_binary_impl(G=features, y=labels, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    acc, opt, _ = _best_binary_impl(features, labels, margin, node_limit, time_limit, max_milp_inputs)
     return acc, opt
 
 
-def _best_binary_impl(
-    G: np.ndarray,
-    y: np.ndarray,
-    *,
-    margin: float = MILP_MARGIN,
-    node_limit: int = 200,
-    time_limit: float = 60.0,
-    max_milp_inputs: int = 300,
-):
-    """Implementation of :func:`best_linear_accuracy`; also returns the solver result."""
+def _best_binary_impl(G: np.ndarray, y: np.ndarray, margin: float, node_limit: int, time_limit: float, max_milp_inputs: int):
+    """Implementation of :func:`best_linear_accuracy` (same arguments); also returns the
+    solver result."""
     Bounds, LinearConstraint, linprog, milp = (_scipy(k) for k in ("Bounds", "LinearConstraint", "linprog", "milp"))
 
     G = np.asarray(G, dtype=np.float64)
@@ -416,6 +409,6 @@ def _method(opt, up, heuristic) -> str:
 
 def _binary_best(G, y, margin, node_limit, time_limit, max_milp_inputs):
     """(accuracy, proven, upper bound) of :func:`best_linear_accuracy`'s program."""
-    acc, opt, res = _best_binary_impl(G, y, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    acc, opt, res = _best_binary_impl(G, y, margin, node_limit, time_limit, max_milp_inputs)
     up = _dual_upper(res, len(y), opt, acc) if res is not None else None
     return acc, opt, up
