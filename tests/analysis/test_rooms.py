@@ -7,6 +7,7 @@ need them."""
 from __future__ import annotations
 
 import ast
+import json
 import gc
 import importlib
 import re
@@ -200,3 +201,23 @@ def test_from_fmpq_mat_is_deprecated_but_works():
         f = linalg.from_fmpq_mat
     assert f(flint.fmpq_mat(1, 2, [flint.fmpq(1, 3), 2])) == sympy.Matrix([[sympy.Rational(1, 3), 2]])
     assert "from_fmpq_mat" not in linalg.__all__
+
+
+def test_one_trial_grid_confirms_a_locus_when_the_declared_value_lies_on_it():
+    """The off-locus point of a rank locus comes from the same grid as every other search
+    (``trial_values``): with the value on the locus it is the first grid point off it, and
+    sympy's own rank there is full."""
+    from hmmtune.analysis.parametric import trial_values
+    from hmmtune.models.io import hmm_from_json
+
+    data = json.loads((ANALYSIS.parent / "examples" / "parametric.json").read_text())
+    data["parameters"]["a"]["value"] = "1/2"  # on the locus a = 1/2
+    model = hmm_from_json(data)
+    (c,) = [x for x in analysis.parametric_conditions(model) if x.name == "parametric: locus of head: rank W = m"]
+    (p,) = model.parameters.values()
+    grid = trial_values(p)
+    assert grid[0] == sympy.Rational(1, 2) and all(0 <= v <= 1 for v in grid)
+    off = next(v for v in grid if v != sympy.Rational(1, 2))
+    assert c.witness["rank_outside"] == {"point": f"a = {off}", "rank": 2}
+    assert model.symbolic["emission"].subs(p["symbol"], off).rank() == 2
+    assert c.witness["rank_inside"]["rank"] == model.symbolic["emission"].subs(p["symbol"], sympy.Rational(1, 2)).rank() == 1
