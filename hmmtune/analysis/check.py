@@ -1,4 +1,12 @@
-"""``check``: every applicable condition of the paper for a model and optional task."""
+"""``check``: every applicable condition of the paper for a model and optional task.
+
+The entry point calls the rooms in order and assembles their rows into a :class:`Report`:
+for an HMM the chain facts (:mod:`~hmmtune.analysis.chain`), Theorem H and its LP
+certificate (:mod:`~hmmtune.analysis.head`), Theorem P (:mod:`~hmmtune.analysis.prompt`,
+sharing the head's sampled inputs and rank of W) and, for a parametric model, the loci
+(:mod:`~hmmtune.analysis.parametric`, the only room that needs sympy's solvers); for a
+memory HMM the Z-chain's facts, Theorem M (:mod:`~hmmtune.analysis.memory`) and its loci.
+"""
 
 from __future__ import annotations
 

@@ -221,3 +221,31 @@ def test_one_trial_grid_confirms_a_locus_when_the_declared_value_lies_on_it():
     assert c.witness["rank_outside"] == {"point": f"a = {off}", "rank": 2}
     assert model.symbolic["emission"].subs(p["symbol"], off).rank() == 2
     assert c.witness["rank_inside"]["rank"] == model.symbolic["emission"].subs(p["symbol"], sympy.Rational(1, 2)).rank() == 1
+
+
+def test_small_factorisations_run_on_one_thread_and_restore_the_count():
+    import torch
+
+    from hmmtune.analysis import linalg
+
+    rng = np.random.default_rng(0)
+    A = rng.random((200, 5)) @ rng.random((5, 7))  # rank 5
+    before = torch.get_num_threads()
+    seen = []
+    real = torch.linalg.svdvals
+
+    def spy(x):
+        seen.append(torch.get_num_threads())
+        return real(x)
+
+    torch.linalg.svdvals = spy
+    try:
+        rank, tol, s = linalg.numerical_rank(A)
+    finally:
+        torch.linalg.svdvals = real
+    assert seen == [1] and torch.get_num_threads() == before
+    assert rank == np.linalg.matrix_rank(A) == 5  # numpy as the independent reference
+    np.testing.assert_allclose(s, np.linalg.svd(A, compute_uv=False), rtol=1e-12, atol=1e-12 * s[0])
+    b = linalg.least_squares(A, A @ np.ones(7))
+    np.testing.assert_allclose(A @ b, A @ np.ones(7), atol=1e-9)
+    assert torch.get_num_threads() == before
