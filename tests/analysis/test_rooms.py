@@ -249,3 +249,32 @@ def test_small_factorisations_run_on_one_thread_and_restore_the_count():
     b = linalg.least_squares(A, A @ np.ones(7))
     np.testing.assert_allclose(A @ b, A @ np.ones(7), atol=1e-9)
     assert torch.get_num_threads() == before
+
+
+def test_check_of_an_example_does_not_import_networkx():
+    """The transition-graph algorithms are written out: a check loads networkx only to hand
+    a graph to it (``TransitionGraph.to_networkx``) or for a small rank-deficient pattern."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, sys\nfrom hmmtune.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    assert main(['check', '--example', 'prompt']) == 1\n"
+        "print('networkx' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_transition_graph_hands_itself_to_networkx():
+    import networkx as nx
+
+    from hmmtune.analysis import graph
+
+    A = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    G = graph.transition_graph(A)
+    H = G.to_networkx()
+    assert isinstance(H, nx.DiGraph) and set(H.edges()) == set(G.edges()) == {(0, 0), (0, 1), (1, 2), (2, 0)}
+    assert [list(G.predecessors(j)) for j in range(3)] == [sorted(H.predecessors(j)) for j in range(3)]
+    assert G.number_of_edges() == H.number_of_edges() and G.out_degree(0) == H.out_degree(0) == 2
