@@ -78,7 +78,7 @@ SHORT = {
 
 
 def verdicts(report) -> str:
-    return ", ".join(f"{SHORT.get(c.name, c.name)}={c.holds}" for c in report.conditions if c.counts)
+    return ", ".join(f"{SHORT.get(c.name, c.name)}={c.holds}" for c in report.conditions if c.can_decide)
 
 
 def exact_model_dict(m: int, n: int, successors: int, seed: int, rank: int | None = None) -> dict:

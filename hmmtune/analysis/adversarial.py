@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["adversarial_head_check", "REL_STEP"]
+from .tolerances import ADVERSARIAL_STEP as REL_STEP
 
-#: ``eps`` is taken at ``(1 -/+ REL_STEP) eps*`` below / above the bound.
-REL_STEP = 1e-6
+__all__ = ["adversarial_head_check", "REL_STEP"]
 
 
 def _pair_shift_free(d: np.ndarray, eps: float) -> float:

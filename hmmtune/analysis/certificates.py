@@ -19,11 +19,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from typing import TYPE_CHECKING
+
 import flint
 import numpy as np
-import sympy
 
-from .linalg import _fmpq_to_sympy, exact_solve, to_fmpq_mat
+from .linalg import exact_solve, fmpq_to_sympy, to_fmpq_mat
+from .tolerances import FARKAS_SUPPORT, HINGE_BOX, MERGE_DECIMALS, MILP_MARGIN, as_text
+
+if TYPE_CHECKING:
+    import sympy
 
 __all__ = [
     "SeparabilityResult",
@@ -90,12 +95,12 @@ def exact_mask_posterior(exact: dict, tokens: Sequence[int]) -> list[sympy.Ratio
     E = to_fmpq_mat(exact["emission"])
     m = A.nrows()
     P = to_fmpq_mat(exact["initial"])
-    pi = [_fmpq_to_sympy(P[i, 0] if P.ncols() == 1 else P[0, i]) for i in range(m)]
+    pi = [fmpq_to_sympy(P[i, 0] if P.ncols() == 1 else P[0, i]) for i in range(m)]
     beta = flint.fmpq_mat(m, 1, [1] * m)
     for x in reversed(list(tokens)):
         v = flint.fmpq_mat(m, 1, [E[h, int(x)] * beta[h, 0] for h in range(m)])
         beta = A * v
-    w = [pi[h] * _fmpq_to_sympy(beta[h, 0]) for h in range(m)]
+    w = [pi[h] * fmpq_to_sympy(beta[h, 0]) for h in range(m)]
     total = sum(w)
     if total == 0:
         raise ValueError(f"input {list(tokens)} has probability zero after the mask")
@@ -155,7 +160,7 @@ def linear_separability(
         lam = np.clip(res.x, 0, None)
         lam = lam / lam.sum()
         resid = float(np.abs(A_eq[:-1] @ lam).max())
-        support = [int(i) for i in np.nonzero(lam > 1e-12)[0]]
+        support = [int(i) for i in np.nonzero(lam > FARKAS_SUPPORT)[0]]
         weights: dict[int, Any] = {i: float(lam[i]) for i in support}
         verified = f"float64 residual {resid:.2e}"
         if exact_features is not None:
@@ -200,7 +205,7 @@ def best_linear_accuracy(
     features: np.ndarray,
     labels: np.ndarray,
     *,
-    margin: float = 1e-4,
+    margin: float = MILP_MARGIN,
     node_limit: int = 200,
     time_limit: float = 60.0,
     max_milp_inputs: int = 300,
@@ -227,25 +232,18 @@ def best_linear_accuracy(
     Returns:
         ``(accuracy, proven_optimal)``; not optimal when a limit stopped HiGHS.
     """
-    acc, opt, _ = _best_binary_impl(G=features, y=labels, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    acc, opt, _ = _best_binary_impl(features, labels, margin, node_limit, time_limit, max_milp_inputs)
     return acc, opt
 
 
-def _best_binary_impl(
-    G: np.ndarray,
-    y: np.ndarray,
-    *,
-    margin: float = 1e-4,
-    node_limit: int = 200,
-    time_limit: float = 60.0,
-    max_milp_inputs: int = 300,
-):
-    """Implementation of :func:`best_linear_accuracy`; also returns the solver result."""
+def _best_binary_impl(G: np.ndarray, y: np.ndarray, margin: float, node_limit: int, time_limit: float, max_milp_inputs: int):
+    """Implementation of :func:`best_linear_accuracy` (same arguments); also returns the
+    solver result."""
     Bounds, LinearConstraint, linprog, milp = (_scipy(k) for k in ("Bounds", "LinearConstraint", "linprog", "milp"))
 
     G = np.asarray(G, dtype=np.float64)
     y = np.asarray(y).astype(int)
-    key = np.hstack([np.round(G, 12), y[:, None]])
+    key = np.hstack([np.round(G, MERGE_DECIMALS), y[:, None]])
     uniq, inv, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     Gu, yu = uniq[:, :-1], uniq[:, -1].astype(int)
     K, n = Gu.shape
@@ -254,7 +252,7 @@ def _best_binary_impl(
         # variables (b, c, xi): minimise counts . xi  s.t.  s (b . G + c) + xi >= 1, xi >= 0
         A_ub = -np.hstack([s[:, None] * Gu, s[:, None], np.eye(K)])
         cost = np.concatenate([np.zeros(n + 1), counts.astype(float)])
-        bounds = [(-1e6, 1e6)] * (n + 1) + [(0, None)] * K  # free variables trip HiGHS on ill-conditioned G
+        bounds = [(-HINGE_BOX, HINGE_BOX)] * (n + 1) + [(0, None)] * K  # free variables trip HiGHS on ill-conditioned G
         with _solver_output_silenced():
             res = linprog(cost, A_ub=A_ub, b_ub=-np.ones(K), bounds=bounds, method="highs")
         if res.x is None:
@@ -302,7 +300,7 @@ class BestAccuracy:
         if self.proven_optimal:
             return f"the best linear head reaches {100 * self.accuracy:.1f}% (MILP, proven optimal)"
         how = "the MILP stopped at its node limit" if self.method.startswith("MILP") else "hinge-loss LP heuristic"
-        up = f"; no linear head with margin >= 1e-4 exceeds {100 * self.upper_bound:.1f}% (MILP dual bound)" if self.upper_bound is not None else ""
+        up = f"; no linear head with margin >= {as_text(MILP_MARGIN)} exceeds {100 * self.upper_bound:.1f}% (MILP dual bound)" if self.upper_bound is not None else ""
         return f"a linear head found by search reaches {100 * self.accuracy:.1f}%: a LOWER BOUND on the best ({how}{up})"
 
     def to_dict(self) -> dict:
@@ -313,7 +311,7 @@ def best_linear_accuracy_detail(
     features: np.ndarray,
     labels: np.ndarray,
     *,
-    margin: float = 1e-4,
+    margin: float = MILP_MARGIN,
     node_limit: int = 200,
     time_limit: float = 60.0,
     max_milp_inputs: int = 300,
@@ -338,11 +336,11 @@ def best_linear_accuracy_detail(
         if len(classes) < 2:
             return BestAccuracy(1.0, True, 1.0, "one class: a constant head")
         acc, opt, up = _binary_best(G, yy, margin, node_limit, time_limit, max_milp_inputs)
-        return BestAccuracy(acc, opt, up, _method(opt, up, len(np.unique(np.hstack([np.round(G, 12), yy[:, None]]), axis=0)) > max_milp_inputs))
+        return BestAccuracy(acc, opt, up, _method(opt, up, len(np.unique(np.hstack([np.round(G, MERGE_DECIMALS), yy[:, None]]), axis=0)) > max_milp_inputs))
     idx = {c: i for i, c in enumerate(classes)}
     yi = np.array([idx[v] for v in y.tolist()])
     C = len(classes)
-    key = np.hstack([np.round(G, 12), yi[:, None]])
+    key = np.hstack([np.round(G, MERGE_DECIMALS), yi[:, None]])
     uniq, counts = np.unique(key, axis=0, return_counts=True)
     Gu, yu = uniq[:, :-1], uniq[:, -1].astype(int)
     K, n = Gu.shape
@@ -363,7 +361,7 @@ def best_linear_accuracy_detail(
         # minimise counts . xi  s.t.  D theta + xi_x >= 1
         A = np.hstack([D, np.eye(K)[xs]])
         cost = np.concatenate([np.zeros(nv), counts.astype(float)])
-        bounds = [(-1e6, 1e6)] * nv + [(0, None)] * K
+        bounds = [(-HINGE_BOX, HINGE_BOX)] * nv + [(0, None)] * K
         with _solver_output_silenced():
             res = linprog(cost, A_ub=-A, b_ub=-np.ones(len(pairs)), bounds=bounds, method="highs")
         if res.x is None:
@@ -411,6 +409,6 @@ def _method(opt, up, heuristic) -> str:
 
 def _binary_best(G, y, margin, node_limit, time_limit, max_milp_inputs):
     """(accuracy, proven, upper bound) of :func:`best_linear_accuracy`'s program."""
-    acc, opt, res = _best_binary_impl(G, y, margin=margin, node_limit=node_limit, time_limit=time_limit, max_milp_inputs=max_milp_inputs)
+    acc, opt, res = _best_binary_impl(G, y, margin, node_limit, time_limit, max_milp_inputs)
     up = _dual_upper(res, len(y), opt, acc) if res is not None else None
     return acc, opt, up

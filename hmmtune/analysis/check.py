@@ -1,13 +1,23 @@
-"""``check``: every applicable condition of the paper for a model and optional task."""
+"""``check``: every applicable condition of the paper for a model and optional task.
+
+The entry point calls the rooms in order and assembles their rows into a :class:`Report`:
+for an HMM the chain facts (:mod:`~hmmtune.analysis.chain`), Theorem H and its LP
+certificate (:mod:`~hmmtune.analysis.head`), Theorem P (:mod:`~hmmtune.analysis.prompt`,
+sharing the head's sampled inputs and rank of W) and, for a parametric model, the loci
+(:mod:`~hmmtune.analysis.parametric`, the only room that needs sympy's solvers); for a
+memory HMM the Z-chain's facts, Theorem M (:mod:`~hmmtune.analysis.memory`) and its loci.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..models.hmm import HMM
-from . import conditions as C
+from .chain import chain_facts, model_chain_facts
+from .evidence import evidence
+from .head import head_certificate, head_condition
+from .memory import memory_condition
+from .prompt import prompt_condition, prompt_through_head
 from .report import Report
 from .task import as_task_spec
 
@@ -95,32 +105,22 @@ def check(
     }
     name = getattr(model, "name", None) or "model"
     if isinstance(model, MemoryHMM):
-        conds = [C.chain_condition(_ChainView(model), tau)]
-        conds += C.memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
-        if getattr(model, "parameters", None):
-            conds += C.memory_parametric_conditions(model)
-        shape = {
-            "num_cells": model.num_cells,
-            "num_values": model.num_values,
-            "num_local_states": model.num_local_states,
-            "num_tokens": model.num_tokens,
-        }
-        return Report(name, "memory_hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(require)
+        return _check_memory(model, spec, name, settings, num_inputs, length, seed, tol, tau)
     if not isinstance(model, HMM):
         raise TypeError(f"check needs an hmmtune.HMM or MemoryHMM, got {type(model).__name__}")
-    conds = [C.chain_condition(model, tau)]
-    ev = C.evidence(model, num_inputs, length, seed) if spec is not None else None
-    head = C.head_condition(model, spec, num_inputs=num_inputs, length=length, seed=seed, tol=tol, inputs=ev)
+    conds = [model_chain_facts(model, tau)]
+    ev = evidence(model, num_inputs, length, seed) if spec is not None else None
+    head = head_condition(model, spec, num_inputs=num_inputs, length=length, seed=seed, tol=tol, inputs=ev)
     conds += head
     support = None
     if spec is not None:
         if head[-1].holds is False:
             T = certificate_length or default_certificate_length(model.num_tokens, max_inputs)
             settings["certificate_length"] = T
-            conds.append(C.head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
+            conds.append(head_certificate(model, spec, length=T, max_inputs=max_inputs, num_samples=num_inputs, seed=seed))
             if T != length:  # also the inputs the rest of the report uses (issue 12, item 8b)
-                conds.append(C.head_certificate(model, spec, length=length, num_samples=num_inputs, seed=seed, sampled=True))
-        prompt = C.prompt_condition(
+                conds.append(head_certificate(model, spec, length=length, num_samples=num_inputs, seed=seed, sampled=True))
+        prompt = prompt_condition(
             model,
             spec,
             max_prompt_length=max_prompt_length,
@@ -133,64 +133,32 @@ def check(
             known_ranks={frozenset(range(model.num_states)): head[0].witness["rank"]},
         )
         if prompt.holds is False and head[-1].holds is True:
-            prompt = _prompt_through_head(model, prompt, head[-1])
+            prompt = prompt_through_head(model, prompt, head[-1])
         conds.append(prompt)
         support = prompt.witness.get("support") if prompt.holds else None
     if getattr(model, "parameters", None):
-        conds += C.parametric_conditions(model, support, spec)
+        from .parametric import parametric_conditions  # sympy: parametric models only
+
+        conds += parametric_conditions(model, support, spec)
     shape = {"num_states": model.num_states, "num_tokens": model.num_tokens}
     return Report(name, "hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(require)
 
 
-def _is_stationary(model: HMM) -> tuple[bool, str]:
-    """Whether ``initial @ transition == initial`` (exactly for exact models)."""
-    exact = getattr(model, "exact", None)
-    if exact:
-        pi = exact["initial"].reshape(1, model.num_states)
-        return bool((pi * exact["transition"] - pi).is_zero_matrix), "exact"
-    pi = model.initial.detach().double().cpu().numpy()
-    A = model.transition.detach().double().cpu().numpy()
-    return bool(np.abs(pi @ A - pi).max() <= 1e-12), "numerical (|pi A - pi| <= 1e-12)"
+def _check_memory(model, spec, name: str, settings: dict, num_inputs: int, length: int, seed: int, tol, tau: float) -> Report:
+    """:func:`check` for a :class:`hmmtune.MemoryHMM`: the Z-chain's facts, Theorem M and,
+    for a parametric model, its loci."""
+    transition = model.transition.detach().double().cpu().numpy()
+    initial = model.initial.detach().double().cpu().numpy()
+    conds = [chain_facts(transition, initial, tau)]
+    conds += memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
+    if getattr(model, "parameters", None):
+        from .parametric import memory_parametric_conditions  # sympy: parametric models only
 
-
-def _prompt_through_head(model: HMM, prompt: C.Condition, head_task: C.Condition) -> C.Condition:
-    """When the head's witness already recovers the task and ``pi`` is stationary, the
-    one-token prompt ``u = 1`` leaves the mask's prior at ``pi A = pi``: the prompted model
-    is the pretrained one and the same head works, so prompt tuning recovers the task too.
-    Otherwise the prompt row keeps its verdict and says why the head does not carry over."""
-    stationary, how = _is_stationary(model)
-    m = model.num_states
-    if not stationary:
-        return C.Condition(
-            prompt.name,
-            prompt.holds,
-            prompt.method,
-            prompt.explanation + "; head tuning recovers this task (head row), but every prompt moves the mask's "
-            "prior away from pi (pi A != pi), so the head's witness does not carry over",
-            prompt.witness,
-            prompt.counts,
-        )
-    witness = {
-        "prompt_length": 1,
-        "prompt": [[1] * m],
-        "prior": "initial (pi A = pi)",
-        "head": head_task.witness.get("head"),
-        "through_head": True,
-        "support_search": prompt.witness,
+        conds += memory_parametric_conditions(model)
+    shape = {
+        "num_cells": model.num_cells,
+        "num_values": model.num_values,
+        "num_local_states": model.num_local_states,
+        "num_tokens": model.num_tokens,
     }
-    expl = (
-        "no support S of Theorem P, but the head's witness already recovers the task and pi is stationary "
-        "(pi A = pi): the one-token prompt u = 1 leaves the mask's prior at pi, so the prompted model keeps the "
-        "head's exact identity b . G_0^u(x) = mu . p_0(x) and prompt tuning recovers F* too"
-    )
-    return C.Condition(prompt.name, True, f"{how}; through the head's witness", expl, witness, prompt.counts)
-
-
-class _ChainView:
-    """The Z-chain of a memory model seen as (initial, transition) for chain facts."""
-
-    def __init__(self, model):
-        self.initial = model.initial
-        self.transition = model.transition
-        self.exact = None
-        self.num_states = model.initial.shape[0]
+    return Report(name, "memory_hmm", shape, spec.to_dict() if spec else None, conds, settings).requiring(settings["require"])

@@ -8,25 +8,34 @@ into reports and JSON unchanged.
 
 Float inputs are never treated as exact: the exact functions accept only sympy
 Rationals / Integers (or Python ints and :class:`fractions.Fraction`).
+
+sympy and networkx are imported where a function needs them (exact results, small
+structural ranks), so a check of a float model loads neither.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import flint
-import networkx as nx
 import numpy as np
-import sympy
 import torch
+
+if TYPE_CHECKING:
+    import sympy
 
 __all__ = [
     "RankFacts",
     "to_fmpq_mat",
-    "from_fmpq_mat",
+    "fmpq_to_sympy",
+    "select_columns",
+    "verify_preimage",
     "exact_rank",
     "exact_solve",
     "exact_nullspace",
@@ -49,7 +58,7 @@ def _to_fmpq(x: Any) -> flint.fmpq:
         return flint.fmpq(int(x))
     if isinstance(x, Fraction):
         return flint.fmpq(x.numerator, x.denominator)
-    if isinstance(x, sympy.Basic):
+    if _is_sympy(x, "Basic"):
         if x.is_Rational:
             return flint.fmpq(int(x.p), int(x.q))
         raise TypeError(f"exact arithmetic needs rational entries, got {x!r}")
@@ -60,7 +69,7 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     """A FLINT rational matrix from a sympy Matrix or nested lists of rationals."""
     if isinstance(M, flint.fmpq_mat):
         return M
-    if isinstance(M, sympy.MatrixBase):
+    if _is_sympy(M, "MatrixBase"):
         fast = _rational_dm_to_fmpq(M)
         if fast is not None:
             return fast
@@ -73,11 +82,20 @@ def to_fmpq_mat(M: Any) -> flint.fmpq_mat:
     return flint.fmpq_mat(rows, cols, [_to_fmpq(e) for r in rows_list for e in r])
 
 
+def _is_sympy(x: Any, kind: str) -> bool:
+    """``isinstance(x, sympy.<kind>)`` without importing sympy: a sympy object means
+    sympy is loaded already."""
+    sympy = sys.modules.get("sympy")
+    return sympy is not None and isinstance(x, getattr(sympy, kind))
+
+
 def _rational_dm_to_fmpq(M: sympy.MatrixBase) -> flint.fmpq_mat | None:
     """The FLINT matrix behind a sympy Matrix of rationals, without a sympy number per
     entry: sympy keeps such a matrix as a DomainMatrix over ZZ or QQ, whose elements are
     FLINT rationals when sympy runs on python-flint (its default when installed). None for
     any other matrix (floats, symbols, other ground types): the caller converts entrywise."""
+    import sympy
+
     try:
         dm = M.to_DM()
         if dm.domain not in (sympy.ZZ, sympy.QQ):
@@ -88,13 +106,50 @@ def _rational_dm_to_fmpq(M: sympy.MatrixBase) -> flint.fmpq_mat | None:
     return out if isinstance(out, flint.fmpq_mat) else None
 
 
-def _fmpq_to_sympy(q: flint.fmpq) -> sympy.Rational:
+def fmpq_to_sympy(q: flint.fmpq) -> sympy.Rational:
+    """The sympy Rational of a FLINT rational (exact results flow into reports as sympy)."""
+    import sympy
+
     return sympy.Rational(int(q.p), int(q.q))
 
 
-def from_fmpq_mat(M: flint.fmpq_mat) -> sympy.Matrix:
+def _from_fmpq_mat(M: flint.fmpq_mat) -> sympy.Matrix:
     """A sympy Matrix of Rationals from a FLINT matrix."""
-    return sympy.Matrix(M.nrows(), M.ncols(), [_fmpq_to_sympy(M[i, j]) for i in range(M.nrows()) for j in range(M.ncols())])
+    import sympy
+
+    return sympy.Matrix(M.nrows(), M.ncols(), [fmpq_to_sympy(M[i, j]) for i in range(M.nrows()) for j in range(M.ncols())])
+
+
+def __getattr__(name: str):
+    """``from_fmpq_mat`` is deprecated (nothing in hmmtune uses it; one release)."""
+    if name == "from_fmpq_mat":
+        warnings.warn(
+            "hmmtune.analysis.linalg.from_fmpq_mat is deprecated and will be removed; use "
+            "sympy.Matrix(M.nrows(), M.ncols(), [fmpq_to_sympy(e) for e in M.entries()])",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return _from_fmpq_mat
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def select_columns(M: flint.fmpq_mat, cols: Sequence[int]) -> flint.fmpq_mat:
+    """Columns ``cols`` of a FLINT matrix (the matrix itself when ``cols`` is every column:
+    FLINT matrices are never modified in place here)."""
+    if list(cols) == list(range(M.ncols())):
+        return M
+    r = M.nrows()
+    return flint.fmpq_mat(r, len(cols), [M[i, j] for i in range(r) for j in cols])
+
+
+def verify_preimage(Wk: flint.fmpq_mat, b: Sequence[Any], target: Sequence[Any]) -> None:
+    """Independent exact check that ``Wk^T b = target``, by multiplication (not by the
+    solve that found ``b``); raises AssertionError when it fails."""
+    bf = flint.fmpq_mat(1, len(b), [_to_fmpq(v) for v in b])
+    prod = bf * Wk
+    tf = to_fmpq_mat([list(target)])
+    if any(prod[0, i] != tf[0, i] for i in range(len(target))):
+        raise AssertionError("internal error: exact head witness failed its check")
 
 
 def exact_rank(M: Any) -> int:
@@ -130,7 +185,7 @@ def exact_solve(A: Any, y: Sequence[Any]) -> list[sympy.Rational] | None:
     z = [flint.fmpq(0)] * cols
     for i, c in enumerate(pivots):
         z[c] = R[i, cols]
-    return [_fmpq_to_sympy(v) for v in z]
+    return [fmpq_to_sympy(v) for v in z]
 
 
 def exact_nullspace(M: Any) -> list[list[sympy.Rational]]:
@@ -146,7 +201,7 @@ def exact_nullspace(M: Any) -> list[list[sympy.Rational]]:
         v[f] = flint.fmpq(1)
         for i, c in enumerate(pivots):
             v[c] = -R[i, f]
-        basis.append([_fmpq_to_sympy(e) for e in v])
+        basis.append([fmpq_to_sympy(e) for e in v])
     return basis
 
 
@@ -165,14 +220,14 @@ def exact_min_norm_preimage(W: Any, target: Sequence[Any]) -> list[sympy.Rationa
     if Wf.nrows() == Wf.ncols() and Wf.nrows() > 0:
         b = exact_square_solve(Wf.transpose(), target)
         if b is not None:
-            return [_fmpq_to_sympy(v) for v in b]
+            return [fmpq_to_sympy(v) for v in b]
     G = Wf.transpose() * Wf
     c = exact_solve(G, list(target))
     if c is None:
         return None
     cf = flint.fmpq_mat(len(c), 1, [_to_fmpq(v) for v in c])
     b = Wf * cf
-    return [_fmpq_to_sympy(b[i, 0]) for i in range(b.nrows())]
+    return [fmpq_to_sympy(b[i, 0]) for i in range(b.nrows())]
 
 
 def _lcm_of_denominators(values) -> int:
@@ -226,11 +281,33 @@ def exact_square_solve(A: Any, y: Sequence[Any]) -> list[flint.fmpq] | None:
     return [zq[i, 0] * d[i] / L for i in range(n)]
 
 
+#: below this many entries a dense factorisation runs on one thread (:func:`_one_thread_if_small`)
+SMALL_FACTORISATION = 250_000
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(size: int):
+    """Run a small LAPACK call (SVD, least squares) on one torch thread, then restore the
+    thread count. On 2 cores shared with other work, MKL's threaded SVD of a 200 x 5
+    matrix was measured at 0.1 s against 0.1 ms on one thread (400 x 400: 2.4 s against
+    0.03 s): the threads wait for each other. Large matrices keep every thread."""
+    threads = torch.get_num_threads()
+    if size >= SMALL_FACTORISATION or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def least_squares(A: Any, y: Any) -> np.ndarray:
     """Minimum-norm least-squares solution of ``A z = y`` in float64 (torch's gelsd)."""
     At = torch.as_tensor(np.asarray(A, dtype=np.float64))
     yt = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(-1, 1)
-    return torch.linalg.lstsq(At, yt, driver="gelsd").solution.reshape(-1).numpy()
+    with _one_thread_if_small(At.numel()):
+        return torch.linalg.lstsq(At, yt, driver="gelsd").solution.reshape(-1).numpy()
 
 
 #: large matrices whose singular values are kept (by content) for the next call
@@ -253,7 +330,8 @@ def _singular_values(A: np.ndarray) -> np.ndarray:
         key = (B.shape, hashlib.blake2b(B.tobytes(), digest_size=16).digest())
         if key in _SVD_CACHE:
             return _SVD_CACHE[key].copy()
-    s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    with _one_thread_if_small(A.size):
+        s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
     if key is not None:
         while len(_SVD_CACHE) >= _SVD_CACHE_ENTRIES:
             _SVD_CACHE.pop(next(iter(_SVD_CACHE)))
@@ -298,6 +376,8 @@ def structural_rank(pattern: Any) -> int:
 
         match = maximum_bipartite_matching(csr_matrix(P), perm_type="column")
         return int((match >= 0).sum())
+    import networkx as nx
+
     G = nx.Graph()
     left = [("r", i) for i in range(rows)]
     G.add_nodes_from(left, bipartite=0)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conditions import Condition
+from .condition import Condition
 
 __all__ = ["Report", "REQUIRE_CHOICES"]
 
@@ -124,7 +124,7 @@ class Report:
                 raise ValueError(f"--require {req}: {why}")
 
         if req == "all":
-            return [c for c in self.conditions if c.counts], "all"
+            return [c for c in self.conditions if c.can_decide], "all"
         if req == "head":
             need(not memory, "a memory HMM has no head condition; use --require memory")
             return pick(_HEAD_TASK if _HEAD_TASK in names else _HEAD_RANK), "all"
@@ -227,7 +227,7 @@ class Report:
         lines.append(f"{'condition':<{width}}  {'holds':<5}  {'role':<7}  decided by")
         lines.append(f"{'-' * width}  {'-' * 5}  {'-' * 7}  {'-' * 30}")
         for c in self.conditions:
-            role = "decides" if c.name in decides else ("fact" if not c.counts else "info")
+            role = "decides" if c.name in decides else ("fact" if not c.can_decide else "info")
             mark = (_MARK if role == "decides" else _FACT_MARK)[c.holds]
             lines.append(f"{c.name:<{width}}  {mark:<5}  {role:<7}  {c.method}")
             for part in textwrap.wrap(_shorten_lists(c.explanation), width=96):

@@ -22,11 +22,9 @@ import warnings
 from typing import Any
 
 import numpy as np
-import sympy
 
 from ..models import arguments
 from ..task import Task
-from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
 
 __all__ = ["Task", "TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
@@ -49,6 +47,10 @@ class TaskSpec(Task):
 
 def task_from_dict(data: dict, label: str = "<task>") -> Task:
     """Parse the task format above; errors name the file (``label``) and the field."""
+    import sympy  # task files may hold exact rationals; a float model's check never reads one
+
+    from ..models.io import ModelFileError, parse_entries
+
     if not isinstance(data, dict):
         raise ModelFileError(f"{label}: a task must be a JSON object")
     if ("mu" in data) == ("weights" in data):
@@ -79,6 +81,8 @@ def task_from_dict(data: dict, label: str = "<task>") -> Task:
 
 def load_task(source: Any) -> Task:
     """Load a task from a path, JSON text or dict."""
+    from ..models.io import ModelFileError, check_format_version, load_json_source
+
     data, label = load_json_source(source)
     check_format_version(data, label)
     kind = data.get("kind", "task")

@@ -9,7 +9,8 @@ import torch
 
 from hmmtune import HMM, OracleMLM, paper_hmm
 from hmmtune.analysis.adversarial import adversarial_head_check
-from hmmtune.analysis.conditions import Evidence, head_condition
+from hmmtune.analysis.evidence import Evidence
+from hmmtune.analysis.head import head_condition
 from hmmtune.task import Task
 
 

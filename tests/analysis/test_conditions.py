@@ -24,7 +24,8 @@ import torch
 
 import hmmtune
 from hmmtune import HMM, MemoryHMM, paper_hmm
-from hmmtune.analysis import chain_condition, head_condition, memory_condition, prompt_condition
+from hmmtune.analysis import head_condition, memory_condition, prompt_condition
+from hmmtune.analysis.chain import model_chain_facts
 
 from analysis_helpers import all_inputs, brute_p0, dot, exact_model, frac, mat_T_vec, prompt_prior_exact, to_fracs
 from conftest import TINY_MODELS, brute_mask_posterior, np_params
@@ -492,12 +493,12 @@ def test_tolerance_mode_failure_is_not_explained_as_success():
     assert "recovers F*" not in c.explanation
 
 
-# ----------------------------------------------------------------------------- chain condition
-def test_chain_condition_exact_and_float_agree_with_graph_facts():
+# ----------------------------------------------------------------------------- chain facts
+def test_chain_facts_exact_and_float_agree_with_graph_facts():
     pi, A, B = np_params("m4n3")
-    c_exact = chain_condition(exact_model(pi, A, B))
-    c_float = chain_condition(HMM(pi, A, B))
-    assert c_exact.counts is False and c_exact.holds is None
+    c_exact = model_chain_facts(exact_model(pi, A, B))
+    c_float = model_chain_facts(HMM(pi, A, B))
+    assert c_exact.can_decide is False and c_exact.holds is None
     assert c_exact.witness["components"] == c_float.witness["components"] == [[0, 1, 2, 3]]
     # cycles 0->1->2->3->0 (4), 3->3 (1): aperiodic
     assert c_exact.witness["periods"] == [1] and c_exact.witness["aperiodic"] is True

@@ -90,7 +90,7 @@ def test_per_local_state_loci_confirmed_on_and_off():
     expected = {0: [sympy.Rational(1, 2)], 1: [sympy.Rational(1, 3)]}
     for s, pts in expected.items():
         c = by_name(conds, PER_S.format(s))
-        assert c.holds is None and c.counts is False and c.witness["local_state"] == s
+        assert c.holds is None and c.can_decide is False and c.witness["local_state"] == s
         assert sorted(sympy.sympify(c.witness["locus"]), key=float) == pts
         for q in grid():  # independently: the rank drops exactly there
             assert (value_columns(data, s, {"a": q}).rank() < 2) == (q in pts), (s, q)

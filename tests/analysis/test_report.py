@@ -55,7 +55,7 @@ def test_round_trip_text_path_and_dict(example_reports, name, tmp_path):
     assert Report.from_json(d) == r
     # the conditions survive field by field
     for c0, c1 in zip(r.conditions, back.conditions):
-        assert (c0.name, c0.holds, c0.method, c0.explanation, c0.counts) == (c1.name, c1.holds, c1.method, c1.explanation, c1.counts)
+        assert (c0.name, c0.holds, c0.method, c0.explanation, c0.can_decide) == (c1.name, c1.holds, c1.method, c1.explanation, c1.can_decide)
 
 
 @pytest.mark.parametrize("name", ["full_rank", "prompt", "memory", "parametric"])
@@ -83,17 +83,17 @@ def test_text_table_lists_every_condition_with_its_mark(example_reports, name):
         assert len(row) == 1, c.name
         holds, role = row[0][len(c.name) :].split()[:2]
         # rows that do not decide the exit code never read "NO": they are facts
-        assert (holds, role) == ((mark[c.holds], "decides") if c.counts else (fact_mark[c.holds], "fact"))
+        assert (holds, role) == ((mark[c.holds], "decides") if c.can_decide else (fact_mark[c.holds], "fact"))
     verdict = text.split("verdict:")[1]
     if r.holds:
         assert verdict.startswith(" holds (--require all): every deciding condition holds")
     else:
-        failing = [c.name for c in r.conditions if c.counts and c.holds is not True]
+        failing = [c.name for c in r.conditions if c.can_decide and c.holds is not True]
         assert verdict.startswith(f" does not hold (--require all): {len(failing)} deciding condition(s) fail")
         for n in failing:
             assert n in verdict
     for c in r.conditions:  # the verdict line names exactly the conditions that decided it
-        assert (c.name in verdict.splitlines()[0]) == c.counts
+        assert (c.name in verdict.splitlines()[0]) == c.can_decide
 
 
 def test_task_line_binary_and_multiclass():

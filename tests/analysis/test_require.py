@@ -10,7 +10,7 @@ from fractions import Fraction
 import pytest
 
 from hmmtune.analysis import Report, check
-from hmmtune.analysis.conditions import Condition
+from hmmtune.analysis import Condition
 from hmmtune.analysis.report import REQUIRE_CHOICES, abbreviate
 from hmmtune.cli import REQUIRE_CHOICES as CLI_CHOICES
 from hmmtune.cli import main

@@ -3,7 +3,7 @@
 On tiny dense-but-peaked models the prompted posterior mass outside the support S is
 computed for EVERY input of a few lengths by enumerating hidden paths (tests/conftest.py);
 the per-input bound and the uniform bound of
-:func:`hmmtune.analysis.conditions.tolerance_certificate` must hold on every input, must be
+:func:`hmmtune.analysis.prompt.tolerance_certificate` must hold on every input, must be
 non-vacuous, and every input the bound certifies must be classified correctly by the
 witness under the true prompted posterior.
 """
@@ -16,7 +16,7 @@ import pytest
 from hmmtune import HMM, OracleMLM
 from hmmtune.analysis import prompt_condition
 from hmmtune.analysis.certificates import all_inputs
-from hmmtune.analysis.conditions import tolerance_certificate
+from hmmtune.analysis.prompt import tolerance_certificate
 
 from conftest import brute_mask_posterior
 
