@@ -28,7 +28,8 @@ from .head import head_certificate, head_condition
 from .memory import memory_condition
 from .prompt import prompt_condition, tolerance_certificate
 from .report import Report
-from .task import TaskSpec, load_task
+from ..task import Task
+from .task import TaskSpec, as_task, load_task  # TaskSpec: deprecated (warns when built), not in __all__
 
 if TYPE_CHECKING:
     from .parametric import memory_parametric_conditions, parametric_conditions
@@ -39,7 +40,8 @@ _LAZY = {"parametric_conditions": ".parametric", "memory_parametric_conditions":
 __all__ = [
     "Condition",
     "Report",
-    "TaskSpec",
+    "Task",
+    "as_task",
     "chain_facts",
     "check",
     "default_certificate_length",

@@ -19,7 +19,7 @@ from .head import head_certificate, head_condition
 from .memory import memory_condition
 from .prompt import prompt_condition, prompt_through_head
 from .report import Report
-from .task import as_task_spec
+from .task import as_task
 
 __all__ = ["check", "default_certificate_length"]
 
@@ -60,7 +60,7 @@ def check(
 
     Args:
         model: an HMM or a MemoryHMM.
-        task: a :class:`~hmmtune.analysis.task.TaskSpec`, a dict in the task-file format,
+        task: a :class:`~hmmtune.analysis.task.Task`, a dict in the task-file format,
             an object with ``weights``/``cell``, or a 1-D ``mu``; None checks the task-free
             conditions only.
         max_prompt_length: longest prompt K searched.
@@ -92,7 +92,7 @@ def check(
     seed = arguments.seed("seed", seed)
     if tol is not None:
         tol = arguments.real("tol", tol, 0.0)
-    spec = as_task_spec(task)
+    spec = as_task(task)
 
     settings = {
         "max_prompt_length": max_prompt_length,

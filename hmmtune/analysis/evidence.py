@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..oracle import OracleMLM
-from .task import TaskSpec
+from ..task import Task, task_margin
 from .tolerances import TIE_MARGIN
 
 __all__ = ["sample_downstream", "Evidence", "evidence", "task_margin", "Labels", "task_labels", "check_first_state_task"]
@@ -54,13 +54,6 @@ def evidence(model, num_inputs: int, length: int, seed: int = 0) -> Evidence:
     return Evidence(x, msgs, oracle.mask_posterior(msgs).double().cpu().numpy())
 
 
-def task_margin(scores: np.ndarray) -> np.ndarray:
-    """Per-input margin of ``scores`` (N, C) = ``weights @ p``: top score minus the
-    runner-up (for two classes ``|mu . p|``)."""
-    srt = np.sort(scores, axis=1)
-    return srt[:, -1] - srt[:, -2]
-
-
 @dataclass
 class Labels:
     """The task on posteriors ``p`` (N, m).
@@ -78,14 +71,14 @@ class Labels:
     clear: np.ndarray
 
 
-def task_labels(task: TaskSpec, posterior: np.ndarray) -> Labels:
+def task_labels(task: Task, posterior: np.ndarray) -> Labels:
     """Scores, labels, margins and the non-tie mask of ``task`` on ``posterior`` (N, m)."""
-    scores = posterior @ task.weights.T
+    scores = posterior @ task.array.T
     margins = task_margin(scores)
     return Labels(scores, scores.argmax(1), margins, margins > TIE_MARGIN)
 
 
-def check_first_state_task(task: TaskSpec, m: int) -> None:
+def check_first_state_task(task: Task, m: int) -> None:
     """A task on ``P(H_0 | x)`` of a vanilla HMM with ``m`` states (else ValueError naming
     the field)."""
     if task.cell is not None:

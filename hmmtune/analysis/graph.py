@@ -1,14 +1,8 @@
-"""Transition-graph facts and prompt-reachable supports (docs/theory.md, "Reachable prompt supports").
+"""Transition-graph facts and prompt-reachable supports (docs/theory.md, "Reachable prompt supports"), with networkx.
 
 Edges are the transitions ``i -> j`` with ``transition[i, j] > tau``; ``tau = 0`` gives
 the exact graph (on exact entries when the model has them). For the paper's dense but
 peaked transitions use a positive ``tau`` (tolerance mode).
-
-The graph is a small adjacency structure (:class:`TransitionGraph`) and its algorithms
-(strongly connected components, attracting components, periods, reachability) are
-written out here: every check needs them, and importing networkx for them cost about
-0.15 s of each ``hmmtune check`` start. :meth:`TransitionGraph.to_networkx` hands the graph
-to networkx for anything else; the tests check these algorithms against networkx.
 """
 
 from __future__ import annotations
@@ -16,14 +10,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
+import networkx as nx
 import numpy as np
 
 from .tolerances import GREEDY_EPS
 
 __all__ = [
-    "TransitionGraph",
     "transition_graph",
     "support",
     "successors",
@@ -32,7 +26,6 @@ __all__ = [
     "ChainStructure",
     "chain_structure",
     "component_period",
-    "strongly_connected_components",
     "candidate_supports",
 ]
 
@@ -43,57 +36,18 @@ def support(vec: Sequence, tau: float = 0.0) -> frozenset[int]:
     return frozenset(i for i, v in enumerate(vec) if v > thr)
 
 
-class TransitionGraph:
-    """A directed graph on the states ``0..m-1``, with the part of networkx's ``DiGraph``
-    interface the checks use: ``successors``, ``predecessors``, ``out_degree``,
-    ``edges``, ``number_of_nodes``, ``number_of_edges``. Successors and predecessors come
-    in increasing order. Built from a boolean (m, m) edge mask; not modified afterwards."""
-
-    __slots__ = ("_succ", "_pred")
-
-    def __init__(self, mask: np.ndarray):
-        mask = np.asarray(mask, dtype=bool)
-        m = mask.shape[0]
-        self._succ = [np.flatnonzero(mask[i]).tolist() for i in range(m)]
-        self._pred = [np.flatnonzero(mask[:, j]).tolist() for j in range(m)]
-
-    def successors(self, i: int) -> Iterator[int]:
-        return iter(self._succ[i])
-
-    def predecessors(self, i: int) -> Iterator[int]:
-        return iter(self._pred[i])
-
-    def out_degree(self, i: int) -> int:
-        return len(self._succ[i])
-
-    def number_of_nodes(self) -> int:
-        return len(self._succ)
-
-    def number_of_edges(self) -> int:
-        return sum(len(s) for s in self._succ)
-
-    def edges(self) -> list[tuple[int, int]]:
-        return [(i, j) for i, row in enumerate(self._succ) for j in row]
-
-    def to_networkx(self):
-        """The same graph as a ``networkx.DiGraph`` (imports networkx)."""
-        import networkx as nx
-
-        G = nx.DiGraph()
-        G.add_nodes_from(range(self.number_of_nodes()))
-        G.add_edges_from(self.edges())
-        return G
-
-
-def transition_graph(transition, tau: float = 0.0) -> TransitionGraph:
+def transition_graph(transition, tau: float = 0.0) -> nx.DiGraph:
     """Directed graph on the states with an edge ``i -> j`` when ``transition[i, j] > tau``.
 
     Args:
-        transition: (m, m) array-like, a FLINT matrix, or a sympy Matrix of exact entries.
+        transition: (m, m) array-like, or a sympy Matrix of exact entries.
     """
+    G = nx.DiGraph()
     thr = 0 if tau == 0 else tau
     if isinstance(transition, np.ndarray):
-        return TransitionGraph(transition > thr)
+        G.add_nodes_from(range(transition.shape[0]))
+        G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(transition > thr))))
+        return G
     if hasattr(transition, "entries") and hasattr(transition, "nrows"):  # a FLINT matrix
         m = transition.nrows()
         entries = transition.entries()
@@ -105,13 +59,21 @@ def transition_graph(transition, tau: float = 0.0) -> TransitionGraph:
         else:  # tau as the exact rational of its float value
             thr_q = type(zero)(*float(thr).as_integer_ratio()) if entries else thr
             flags = [e > thr_q for e in entries]
-        return TransitionGraph(np.array(flags, dtype=bool).reshape(m, transition.ncols()))
+        mask = np.array(flags, dtype=bool).reshape(m, transition.ncols())
+        G.add_nodes_from(range(m))
+        G.add_edges_from(zip(*(idx.tolist() for idx in np.nonzero(mask))))
+        return G
     rows = transition.tolist() if hasattr(transition, "tolist") else transition
     m = len(rows)
-    return TransitionGraph(np.array([[bool(a > thr) for a in row] for row in rows], dtype=bool).reshape(m, m))
+    G.add_nodes_from(range(m))
+    for i, row in enumerate(rows):
+        for j, a in enumerate(row):
+            if a > thr:
+                G.add_edge(i, j)
+    return G
 
 
-def successors(G: TransitionGraph, states: Iterable[int]) -> frozenset[int]:
+def successors(G: nx.DiGraph, states: Iterable[int]) -> frozenset[int]:
     """``Succ(D)``: the union of the successors of the states in D."""
     out: set[int] = set()
     for d in states:
@@ -135,7 +97,7 @@ def reachable(G, start: Iterable[int]) -> frozenset[int]:
     return frozenset(reach)
 
 
-def layers(G: TransitionGraph, start: Iterable[int], max_length: int) -> list[frozenset[int]]:
+def layers(G: nx.DiGraph, start: Iterable[int], max_length: int) -> list[frozenset[int]]:
     """``L_0 = start`` and ``L_{j+1} = Succ(L_j)`` for j < max_length (docs/theory.md, "Reachable prompt supports")."""
     out = [frozenset(start)]
     for _ in range(max_length):
@@ -143,76 +105,21 @@ def layers(G: TransitionGraph, start: Iterable[int], max_length: int) -> list[fr
     return out
 
 
-def component_period(G: TransitionGraph, comp: Iterable[int]) -> int | None:
+def component_period(G: nx.DiGraph, comp: Iterable[int]) -> int | None:
     """Period of a strongly connected component (gcd of its cycle lengths); None for a
-    single state without a self-loop (no cycle). Computed from breadth-first levels inside
-    the component: the gcd over its edges (u, v) of ``level[u] + 1 - level[v]``."""
+    single state without a self-loop (no cycle). ``networkx.is_aperiodic`` raises on
+    graphs that are not strongly connected, so the period is computed per component
+    from BFS levels: gcd over edges (u, v) of ``level[u] + 1 - level[v]``."""
     comp = list(comp)
-    inside = set(comp)
-    edges = [(u, v) for u in comp for v in G.successors(u) if v in inside]
-    if not edges:
+    H = G.subgraph(comp)
+    if H.number_of_edges() == 0:
         return None
-    level = {comp[0]: 0}
-    frontier = [comp[0]]
-    while frontier:
-        nxt = []
-        for u in frontier:
-            for v in G.successors(u):
-                if v in inside and v not in level:
-                    level[v] = level[u] + 1
-                    nxt.append(v)
-        frontier = nxt
+    root = comp[0]
+    level = nx.single_source_shortest_path_length(H, root)
     g = 0
-    for u, v in edges:
+    for u, v in H.edges():
         g = math.gcd(g, level[u] + 1 - level[v])
     return abs(g) if g else None
-
-
-def strongly_connected_components(G: TransitionGraph) -> list[list[int]]:
-    """The strongly connected components, each sorted, in increasing order of their
-    smallest state (Tarjan's algorithm, iterative)."""
-    m = G.number_of_nodes()
-    index = [-1] * m
-    low = [0] * m
-    on_stack = [False] * m
-    stack: list[int] = []
-    comps: list[list[int]] = []
-    counter = 0
-    for root in range(m):
-        if index[root] >= 0:
-            continue
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack[root] = True
-        work = [(root, G.successors(root))]
-        while work:
-            v, it = work[-1]
-            for w in it:
-                if index[w] < 0:
-                    index[w] = low[w] = counter
-                    counter += 1
-                    stack.append(w)
-                    on_stack[w] = True
-                    work.append((w, G.successors(w)))
-                    break
-                if on_stack[w]:
-                    low[v] = min(low[v], index[w])
-            else:
-                work.pop()
-                if work:
-                    u = work[-1][0]
-                    low[u] = min(low[u], low[v])
-                if low[v] == index[v]:
-                    comp = []
-                    while True:
-                        w = stack.pop()
-                        on_stack[w] = False
-                        comp.append(w)
-                        if w == v:
-                            break
-                    comps.append(sorted(comp))
-    return sorted(comps, key=lambda c: c[0])
 
 
 @dataclass
@@ -240,18 +147,13 @@ class ChainStructure:
     notes: list[str] = field(default_factory=list)
 
 
-def _closed(G: TransitionGraph, comp: set[int]) -> bool:
-    """No edge leaves ``comp`` (an attracting component)."""
-    return all(v in comp for u in comp for v in G.successors(u))
-
-
 def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
     """Strongly connected and attracting components, periods, reachability."""
     G = transition_graph(transition, tau)
-    comps = strongly_connected_components(G)
+    comps = sorted((sorted(c) for c in nx.strongly_connected_components(G)), key=lambda c: c[0])
     periods = [component_period(G, c) for c in comps]
-    # attracting (closed): no edge leaves the component
-    attracting = [i for i, c in enumerate(comps) if _closed(G, set(c))]
+    attracting_sets = [set(c) for c in nx.attracting_components(G)]
+    attracting = [i for i, c in enumerate(comps) if set(c) in attracting_sets]
     start = support(np.asarray(initial).ravel().tolist() if isinstance(initial, np.ndarray) else list(initial), 0)
     reach = reachable(G, start)
     m = G.number_of_nodes()
@@ -269,7 +171,7 @@ def chain_structure(transition, initial, tau: float = 0.0) -> ChainStructure:
 
 
 def candidate_supports(
-    G: TransitionGraph,
+    G: nx.DiGraph,
     layer: frozenset[int],
     relevant: frozenset[int],
     exact_limit: int = 16,

@@ -27,7 +27,8 @@ from .certificates import all_inputs, best_linear_accuracy_detail, exact_mask_po
 from .condition import Condition, format_value, format_vector
 from .evidence import Evidence, check_first_state_task, evidence, sample_downstream, task_labels
 from .linalg import exact_min_norm_preimage, least_squares, rank_facts, select_columns, verify_preimage
-from .task import TaskSpec, as_task_spec
+from ..task import Task
+from .task import as_task
 from .tolerances import BEST_ACCURACY_MAX_INPUTS, PREIMAGE_RESIDUAL, as_text
 
 __all__ = ["head_condition", "head_certificate", "HeadWitness", "head_witness", "RANK", "TASK"]
@@ -56,7 +57,7 @@ def head_condition(
     tolerated pretraining error ``eps* = gamma / ||b||_inf`` and the head's agreement with
     the labels on those inputs.
     """
-    task = as_task_spec(task)
+    task = as_task(task)
     out = [_rank_condition(model, tol)]
     if task is None:
         return out
@@ -113,7 +114,7 @@ class HeadWitness:
     method: str
 
 
-def head_witness(model, task: TaskSpec) -> HeadWitness:
+def head_witness(model, task: Task) -> HeadWitness:
     """Minimum-norm heads ``b_c`` with ``W_K^T b_c = weights[c] - weights[0]`` on the
     states ``K`` with ``initial > 0`` (the only ones that carry mass at the mask)."""
     init = model.initial.detach().double().cpu().numpy()
@@ -155,7 +156,7 @@ def _not_in_row_space(method: str) -> Condition:
     )
 
 
-def _verify_head(model, task: TaskSpec, heads: list, ev: Evidence) -> dict:
+def _verify_head(model, task: Task, heads: list, ev: Evidence) -> dict:
     """The witness on sampled inputs: its margin ``gamma`` and tolerated error ``eps*``
     (with and without ties), its agreement with the labels and the worst-case
     perturbations at ``eps*`` (:func:`~hmmtune.analysis.adversarial.adversarial_head_check`)."""
@@ -247,7 +248,7 @@ def head_certificate(
     uses when the exhaustive certificate had to use shorter inputs.
     """
     cname = "head: LP certificate on sampled inputs" if sampled else "head: LP certificate on concrete inputs"
-    task = as_task_spec(task)
+    task = as_task(task)
     check_first_state_task(task, model.num_states)
     n, T = model.num_tokens, length
     exhaustive = not sampled and n**T <= max_inputs
@@ -276,7 +277,7 @@ def head_certificate(
     )
 
 
-def _certificate_inputs(model, task: TaskSpec, T: int, exhaustive: bool, num_samples: int, seed: int):
+def _certificate_inputs(model, task: Task, T: int, exhaustive: bool, num_samples: int, seed: int):
     """The certificate's inputs without ties: ``(X (N, T), p_0(X) (N, m), labels (N,),
     description)``; every possible input of ``[n]^T`` when ``exhaustive``, else sampled ones."""
     n = model.num_tokens

@@ -17,7 +17,8 @@ import numpy as np
 from . import matrices
 from .condition import Condition
 from .linalg import RankFacts, least_squares, rank_facts
-from .task import TaskSpec, as_task_spec
+from ..task import Task
+from .task import as_task
 
 __all__ = ["memory_condition", "memory_rank_facts", "NAME"]
 
@@ -48,7 +49,7 @@ def memory_condition(
     per_s, flat = memory_rank_facts(model, tol)
     good = [s for s, f in enumerate(per_s) if f.rank == model.num_values]
     out = _explain_ranks(model, per_s, flat, good)
-    task = as_task_spec(task)
+    task = as_task(task)
     if task is None or not good:
         return out
     _check_memory_task(model, task)
@@ -109,7 +110,7 @@ def _explain_ranks(model, per_s: list[RankFacts], flat: RankFacts, good: list[in
     ]
 
 
-def _check_memory_task(model, task: TaskSpec) -> None:
+def _check_memory_task(model, task: Task) -> None:
     N, V = model.num_cells, model.num_values
     if task.cell is None or not 0 <= task.cell < N:
         raise ValueError(f"{task.where('target')}: a memory task needs target {{\"memory_cell\": j}} with 0 <= j < {N}, got {task.cell!r}")
@@ -120,7 +121,7 @@ def _check_memory_task(model, task: TaskSpec) -> None:
 
 
 # ----------------------------------------------------------------- witness
-def _memory_head(model, task: TaskSpec, s_star: int) -> np.ndarray:
+def _memory_head(model, task: Task, s_star: int) -> np.ndarray:
     """The least-squares head ``b`` with ``W[:, (., s*)]^T b = mu``."""
     V, S = model.num_values, model.num_local_states
     rows = [v * S + s_star for v in range(V)]
@@ -128,7 +129,7 @@ def _memory_head(model, task: TaskSpec, s_star: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------- verify
-def _verify_anchors(model, task: TaskSpec, s_star: int, b: np.ndarray, num_inputs: int, length: int, seed: int, threshold: float) -> dict:
+def _verify_anchors(model, task: Task, s_star: int, b: np.ndarray, num_inputs: int, length: int, seed: int, threshold: float) -> dict:
     """Anchor rate, leave-one-out stability and the head's largest gap at anchors on
     ``num_inputs`` sampled sequences of ``length`` tokens."""
     S, j = model.num_local_states, task.cell

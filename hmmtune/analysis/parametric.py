@@ -21,7 +21,8 @@ import sympy
 from ..models.io import format_entry
 from .condition import Condition
 from .linalg import exact_rank
-from .task import TaskSpec, as_task_spec
+from ..task import Task
+from .task import as_task
 
 __all__ = ["parametric_conditions", "memory_parametric_conditions", "trial_values"]
 
@@ -105,7 +106,7 @@ def parametric_conditions(model, support: list[int] | None = None, task: Any = N
     W = sym["emission"].T
     for name, cols in targets:
         out.append(_rank_locus(name, W.extract(list(range(W.rows)), cols), cols, params)[0])
-    task = as_task_spec(task)
+    task = as_task(task)
     if task is not None and task.exact is not None and task.cell is None and task.dim == model.num_states:
         out.append(_task_locus(model, task, params, out[0].witness))
     out += _graph_loci(model, params)
@@ -260,7 +261,7 @@ def _confirm_row_space(W, diffs: list, point: dict, witness: dict) -> str:
     return f"{'in' if ok else 'NOT in'} the row space at {_point_text(point)}"
 
 
-def _task_locus(model, task: TaskSpec, params: dict, head_witness: dict) -> Condition:
+def _task_locus(model, task: Task, params: dict, head_witness: dict) -> Condition:
     """Parameter values where the task leaves the row space of W (docs/theory.md,
     "Theorem H (head tuning)").
 

@@ -33,7 +33,8 @@ from . import graph, matrices
 from .condition import Condition, format_vector
 from .evidence import Evidence, check_first_state_task, evidence, task_labels
 from .linalg import exact_min_norm_preimage, exact_rank, fmpq_to_sympy, least_squares, numerical_rank, select_columns, verify_preimage
-from .task import TaskSpec, as_task_spec
+from ..task import Task
+from .task import as_task
 from .tolerances import LEAK_FLOOR, LEAK_ROUNDING, STATIONARY, as_text
 
 __all__ = [
@@ -75,7 +76,7 @@ def prompt_condition(
     dense but peaked transitions); the witness is then checked against the true model
     and the posterior mass it leaves outside S is reported.
     """
-    task = as_task_spec(task)
+    task = as_task(task)
     check_first_state_task(task, model.num_states)
     search = search_support(
         model, task, max_prompt_length=max_prompt_length, tau=tau, tol=tol, exact_limit=exact_limit, known_ranks=known_ranks
@@ -88,9 +89,9 @@ def prompt_condition(
 
 
 # ----------------------------------------------------------------- search
-def relevant_states(task: TaskSpec, initial: np.ndarray) -> frozenset[int]:
+def relevant_states(task: Task, initial: np.ndarray) -> frozenset[int]:
     """``R``: states with ``initial > 0`` whose task column is not constant across classes."""
-    W = task.weights
+    W = task.array
     varying = np.any(W != W[0:1], axis=0)
     return frozenset(int(h) for h in np.nonzero(varying & (initial > 0))[0])
 
@@ -152,7 +153,7 @@ class SupportSearch:
 
 def search_support(
     model,
-    task: TaskSpec,
+    task: Task,
     *,
     max_prompt_length: int = 4,
     tau: float = 0.0,
@@ -275,7 +276,7 @@ class PromptWitness:
     heads: list
 
 
-def prompt_witness(model, task: TaskSpec, search: SupportSearch) -> PromptWitness:
+def prompt_witness(model, task: Task, search: SupportSearch) -> PromptWitness:
     """The prompt ``u`` reaching the support found by :func:`search_support` and the heads
     ``b_c`` with ``(W^T b_c)_h = (weights[c] - weights[0])_h pi_h / r_h`` on S (zero off R),
     exactly (re-checked by multiplication) when model and task are exact."""
@@ -333,7 +334,7 @@ def prompt_prior(model, u_rows, exact: bool) -> list:
 
 
 # ----------------------------------------------------------------- verify
-def _verify_prompt(model, task: TaskSpec, witness: PromptWitness, ev: Evidence, tau: float) -> dict:
+def _verify_prompt(model, task: Task, witness: PromptWitness, ev: Evidence, tau: float) -> dict:
     """The witness on sampled inputs with the exact prompted oracle of the true model.
 
     Returns the witness's JSON fields (``"witness"``) and what the verdict rests on:

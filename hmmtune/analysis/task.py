@@ -26,7 +26,7 @@ import numpy as np
 from ..models import arguments
 from ..task import Task
 
-__all__ = ["Task", "TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
+__all__ = ["Task", "load_task", "task_from_dict", "as_task", "TaskSpec", "as_task_spec"]
 
 
 class TaskSpec(Task):
@@ -94,18 +94,29 @@ def load_task(source: Any) -> Task:
 
 
 def as_task_spec(task: Any) -> TaskSpec:
-    """The analysis' view of a task (weights as a numpy array, see :class:`TaskSpec`).
+    """Deprecated: the old analysis view of a task; use :func:`as_task` (a :class:`hmmtune.Task`)."""
+    warnings.warn("hmmtune.analysis.task.as_task_spec is deprecated; use as_task (it returns a hmmtune.Task)", DeprecationWarning, stacklevel=2)
+    t = as_task(task)
+    if t is None:
+        return None
+    return TaskSpec(t.weights, t.exact, t.cell, t.source, t.weights_field, t.redraw, _warn=False)
+
+
+def as_task(task: Any) -> Task | None:
+    """Any task the check accepts, as a :class:`hmmtune.Task`.
 
     Accepts a :class:`hmmtune.Task` (what :func:`load_task` returns), any object with
     ``weights``/``cell``, a dict in the task-file format, or a 1-D ``mu`` (binary task on
     the first state); None stays None.
     """
-    if task is None or isinstance(task, TaskSpec):
-        return task
+    if task is None:
+        return None
+    if isinstance(task, TaskSpec):  # the deprecated view holds numpy weights
+        return Task(task.weights, task.cell, task.source, task.redraw, task.exact, task.weights_field)
     if isinstance(task, Task):
-        return TaskSpec(task.weights, task.exact, task.cell, task.source, task.weights_field, task.redraw, _warn=False)
+        return task
     if isinstance(task, dict):
-        return as_task_spec(task_from_dict(task))
+        return task_from_dict(task)
     if hasattr(task, "weights"):
         w = arguments.real_tensor("task weights", task.weights.detach().cpu() if hasattr(task.weights, "detach") else task.weights)
         if w.dim() != 2 or w.shape[0] < 2:
@@ -113,10 +124,10 @@ def as_task_spec(task: Any) -> TaskSpec:
         cell = getattr(task, "cell", None)
         if cell is not None:
             cell = arguments.integer("task cell", cell, 0)
-        return TaskSpec(w.numpy(), None, cell, _warn=False)
+        return Task(w, cell)
     mu = arguments.real_tensor("task", task).numpy()
     if mu.ndim == 1:
-        return TaskSpec(np.stack([np.zeros_like(mu), mu]), None, None, _warn=False)
+        return Task(np.stack([np.zeros_like(mu), mu]))
     if mu.ndim == 2 and mu.shape[0] >= 2:
-        return TaskSpec(mu, None, None, _warn=False)
+        return Task(mu)
     raise ValueError(f"cannot read a task from {type(task).__name__} of shape {mu.shape}")

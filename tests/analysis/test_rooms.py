@@ -1,7 +1,7 @@
 """The analysis package as one theorem per room (issue 10, items 4 and 7): the deprecated
 names still work and warn, the exact-matrix cache stays off the user's model, chain facts
 read arrays (no stand-in model), tolerances are named once, and no room reaches into
-another's private names or imports sympy/networkx at module level where only some models
+another's private names or imports sympy at module level where only some models
 need them."""
 
 from __future__ import annotations
@@ -164,21 +164,20 @@ def test_no_private_name_imported_across_modules(path):
 
 
 @pytest.mark.parametrize("path", _analysis_modules(), ids=lambda p: p.name)
-def test_sympy_and_networkx_are_not_module_level_imports_outside_their_rooms(path):
+def test_sympy_is_not_a_module_level_import_outside_the_parametric_room(path):
     """sympy at module level only in the parametric room (loaded only for parametric
-    models); networkx nowhere at module level (graph algorithms are written out)."""
+    models); the graph room uses networkx (the project's graph tool)."""
     tree = ast.parse(path.read_text())
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = {a.name.split(".")[0] for n in top if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module.split(".")[0] for n in top if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
     if path.name != "parametric.py":
         assert "sympy" not in names
-    assert "networkx" not in names
 
 
 def test_public_surface():
     expected = {
-        "Condition", "Report", "TaskSpec", "chain_facts", "check", "default_certificate_length", "head_certificate",
+        "Condition", "Report", "Task", "as_task", "chain_facts", "check", "default_certificate_length", "head_certificate",
         "head_condition", "load_task", "memory_condition", "memory_parametric_conditions", "parametric_conditions",
         "prompt_condition", "tolerance_certificate",
     }
@@ -249,32 +248,3 @@ def test_small_factorisations_run_on_one_thread_and_restore_the_count():
     b = linalg.least_squares(A, A @ np.ones(7))
     np.testing.assert_allclose(A @ b, A @ np.ones(7), atol=1e-9)
     assert torch.get_num_threads() == before
-
-
-def test_check_of_an_example_does_not_import_networkx():
-    """The transition-graph algorithms are written out: a check loads networkx only to hand
-    a graph to it (``TransitionGraph.to_networkx``) or for a small rank-deficient pattern."""
-    import subprocess
-    import sys
-
-    code = (
-        "import contextlib, io, sys\nfrom hmmtune.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    assert main(['check', '--example', 'prompt']) == 1\n"
-        "print('networkx' in sys.modules)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "False"
-
-
-def test_transition_graph_hands_itself_to_networkx():
-    import networkx as nx
-
-    from hmmtune.analysis import graph
-
-    A = np.array([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    G = graph.transition_graph(A)
-    H = G.to_networkx()
-    assert isinstance(H, nx.DiGraph) and set(H.edges()) == set(G.edges()) == {(0, 0), (0, 1), (1, 2), (2, 0)}
-    assert [list(G.predecessors(j)) for j in range(3)] == [sorted(H.predecessors(j)) for j in range(3)]
-    assert G.number_of_edges() == H.number_of_edges() and G.out_degree(0) == H.out_degree(0) == 2
