@@ -22,7 +22,7 @@ import sympy
 import torch
 
 from ..models.hmm import HMM
-from ..models.io import format_entry
+from ..io import format_entry
 from ..oracle import OracleMLM
 from . import graph as _graph
 from .adversarial import adversarial_head_check
@@ -910,14 +910,14 @@ def memory_condition(
     b = least_squares(E[rows], mu)
     j = task.cell
     tokens = model.sample(num_inputs, length, seed=seed).tokens
-    inf = model.infer(tokens, ("memory", "masked_posterior", "masked_memory"))
+    inf = model.infer(tokens, ("memory", "loo_posterior", "loo_memory"))
     label = (inf.memory[:, j, :].double().cpu().numpy() @ mu) >= 0  # (B,)
-    loo = inf.masked_memory[:, :, j, :].double().cpu().numpy() @ mu  # (B, T)
-    anchor_p = inf.masked_posterior[:, :, j * S + s_star].double().cpu().numpy()  # (B, T)
+    loo = inf.loo_memory[:, :, j, :].double().cpu().numpy() @ mu  # (B, T)
+    anchor_p = inf.loo_posterior[:, :, j * S + s_star].double().cpu().numpy()  # (B, T)
     anchors = anchor_p >= anchor_threshold
     stable = float(((loo >= 0) == label[:, None]).mean())
     G = model.emission.detach().double().cpu().numpy()
-    Gt = model.masked_emission_posterior(tokens).double().cpu().numpy() @ G  # (B, T, n)
+    Gt = model.loo_emission_posterior(tokens).double().cpu().numpy() @ G  # (B, T, n)
     gap = float(np.abs(Gt @ b - loo)[anchors].max()) if anchors.any() else None
     out.append(
         Condition(

@@ -24,7 +24,7 @@ import numpy as np
 import sympy
 
 from ..models import arguments
-from ..models.io import ModelFileError, check_format_version, load_json_source, parse_entries
+from ..io import ModelFileError, check_format_version, load_json_source, parse_entries
 
 __all__ = ["TaskSpec", "load_task", "task_from_dict", "as_task_spec"]
 
@@ -68,7 +68,7 @@ class TaskSpec:
         return self.weights[1:] - self.weights[0]
 
     def to_dict(self) -> dict:
-        from ..models.io import format_entry
+        from ..io import format_entry
 
         d: dict[str, Any] = {"kind": "task"}
         src = self.exact if self.exact is not None else None

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..models._checks import as_tokens
+from ..models.arguments import as_tokens
 
 __all__ = ["EncoderConfig", "MaskedLM"]
 
