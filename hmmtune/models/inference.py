@@ -18,6 +18,13 @@ accept ``allow_zero=True`` instead (used by the memory-augmented HMM, where one 
 configuration may be unable to generate a sequence that others generate): such a
 sequence gets ``log_prob = -inf`` and zero messages from the first impossible
 position on.
+
+Both models' inference lives here as pure functions of arrays: the HMM's (``hmm_*``) and
+the memory-augmented HMM's, batched over memory configurations (``memory_*``,
+docs/theory.md, "Memory-augmented HMMs"); :class:`hmmtune.HMM` and
+:class:`hmmtune.MemoryHMM` validate, hold parameters and delegate. :func:`chunked` evaluates
+a batch in chunks. Platform tuning (huge pages, the default chunk size) is in
+:mod:`hmmtune.models.settings`, off the math path.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ from torch import Tensor
 
 from . import arguments, inference, limits
 from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
+from ._deprecated import io_name, warn_moved
 from .hmm import HMM
 from .inference import MaskMessages
-from ._deprecated import io_name, warn_moved
 from .sampling import cumulative, sample_categorical
 
 __all__ = [
@@ -249,7 +249,7 @@ class MemoryHMM:
         self.emission = emission.contiguous()
         self.exact = exact
         #: For parametric models (the file's ``"parameters"``, read by
-        #: :func:`hmmtune.models.io.parse_parameters`): the declared parameters and the
+        #: :func:`hmmtune.io.parse_parameters`): the declared parameters and the
         #: symbolic matrices, keyed as ``exact``, which is taken at their values.
         self.parameters: dict | None = None
         self.symbolic: dict | None = None
