@@ -10,7 +10,7 @@ it; neither changes a single value of any result:
 - ``huge_pages`` (default True): on Linux, mark the large output buffer of the fused
   posterior passes with ``madvise(MADV_HUGEPAGE)`` before it is first written, so the
   kernel maps it in 2 MiB pages instead of 4 KiB ones. On by default because it was
-  measured to help: ``HMM.posterior`` on (2000, 256) tokens with 32 states took 0.77 times
+  measured to help: ``HMM.posterior`` on (2000, 256) tokens with 32 states took 0.74 times
   as long with it (``python bench/bench_refactor.py --huge-pages``, docs/inference.md,
   "What one call costs"). Where it does not apply it does nothing.
 
