@@ -13,8 +13,9 @@ Cases: ``HMM.posterior`` / the leave-one-out posterior / ``log_prob`` at m = 32 
 ``HMM.posterior`` on (2000, 256, 32) in the new tree with the huge-pages setting off and
 on (``hmmtune.models.settings``).
 
-Usage:
-    python bench/bench_refactor.py --base /tmp/base --new . --repeats 5 --out docs/figures/bench_refactor.json
+Usage (the base tree is the commit before issue 10, a4e0bae, unpacked outside the repository):
+    mkdir -p /tmp/base && git archive a4e0bae | tar -x -C /tmp/base
+    python bench/bench_refactor.py --base /tmp/base --new . --repeats 4 --huge-pages --out docs/figures/bench_refactor.json
 """
 
 from __future__ import annotations
