@@ -66,7 +66,7 @@ import torch
 from hmmtune import HMM, paper_hmm
 from hmmtune.analysis import check, prompt_condition
 from hmmtune.models import limits
-from hmmtune.models.io import hmm_from_json
+from hmmtune.io import hmm_from_json
 
 TARGETS = {"exact 200": 10.0, "numeric 200": 1.0, "prompt 30": 5.0, "exact 1000": 20.0, "float 2000": 5.0}
 SHORT = {

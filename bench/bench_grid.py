@@ -8,7 +8,7 @@ seed=0)``, tokens sampled from the model), times three quantities:
 - ``masked_posterior``: ``P(H_t | x_{-t})`` (position t left out), (B, T, m);
 - ``log_prob``: ``log P(x)`` per sequence, (B,);
 
-with hmmtune (``HMM.posterior`` / ``HMM.masked_posterior`` / ``HMM.log_prob``, the path
+with hmmtune (``HMM.posterior`` / ``HMM.loo_posterior`` / ``HMM.log_prob``, the path
 chosen by the cost rule, recorded per cell) and these peers, measured in the same run:
 
 - hmmlearn ``CategoricalHMM``, ``implementation="log"`` (its default) and ``"scaling"``:
@@ -120,13 +120,13 @@ def make_hmmtune(hmm, tok):
     x = torch.as_tensor(tok)
     return {
         "posterior": lambda: hmm.posterior(x),
-        "masked_posterior": lambda: hmm.masked_posterior(x),
+        "masked_posterior": lambda: hmm.loo_posterior(x),
         "log_prob": lambda: hmm.log_prob(x),
     }
 
 
 def make_hmmlearn(hmm, tok, impl):
-    from hmmtune.models.io import hmm_to_hmmlearn
+    from hmmtune.io import hmm_to_hmmlearn
 
     model = hmm_to_hmmlearn(hmm)
     model.implementation = impl
@@ -184,7 +184,9 @@ def make_dynamax(hmm, tok, parallel):
 
 
 def make_pyro(hmm, tok):
-    d = hmm.to_pyro_discrete_hmm(tok.shape[1])
+    from hmmtune.io import hmm_to_pyro_discrete_hmm
+
+    d = hmm_to_pyro_discrete_hmm(hmm, tok.shape[1])
     x = torch.as_tensor(tok).to(hmm.emission.dtype)
 
     def lp():

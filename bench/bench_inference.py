@@ -44,6 +44,7 @@ import time
 import numpy as np
 import torch
 
+from hmmtune.io import hmm_to_hmmlearn
 from hmmtune.models import limits, paper_hmm
 
 
@@ -112,7 +113,7 @@ def time_ours_and_floor(hmm, tokens, repeats: int) -> tuple[list[float], list[fl
 
 
 def time_hmmlearn(hmm, tokens, subset: int, repeats: int, implementation: str) -> tuple[list[float], np.ndarray]:
-    model = hmm.to_hmmlearn()
+    model = hmm_to_hmmlearn(hmm)
     model.implementation = implementation
     X = tokens[:subset].numpy()
     run = lambda: np.stack([model.predict_proba(X[b].reshape(-1, 1)) for b in range(X.shape[0])])

@@ -44,7 +44,7 @@ def plan_bytes_per_seed(seeds: int = 200) -> dict:
 
 
 def parse_speed(repeats: int, n: int = 20000) -> dict:
-    from hmmtune.models.expr import parse_expression
+    from hmmtune.io.expr import parse_expression
 
     a = sympy.Symbol("a", real=True)
     plain = [f"{i % 9 + 1}/{i % 13 + 17}" for i in range(n)]

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # static view for type checkers and the API docs; at run time see __getattr__
     from .examples import example_path, list_examples, load_example
-    from .models import HMM, MemoryHMM, ModelFileError, ZeroProbabilityError, dirichlet_hmm, load_model, paper_hmm
+    from .io import ModelFileError, load_model
+    from .models import HMM, MemoryHMM, ZeroProbabilityError, dirichlet_hmm, paper_hmm
     from .models import paper_memory_hmm, paper_vanilla_control
     from .oracle import MaskMessages, OracleMLM
     from .task import Task
@@ -33,7 +34,7 @@ _EXPORTS = {
     "HMM": ".models",
     "MaskMessages": ".oracle",
     "MemoryHMM": ".models",
-    "ModelFileError": ".models",
+    "ModelFileError": ".io",
     "OracleMLM": ".oracle",
     "Task": ".task",
     "TrainConfig": ".tuning",
@@ -42,7 +43,7 @@ _EXPORTS = {
     "example_path": ".examples",
     "list_examples": ".examples",
     "load_example": ".examples",
-    "load_model": ".models",
+    "load_model": ".io",
     "paper_hmm": ".models",
     "paper_memory_hmm": ".models",
     "paper_vanilla_control": ".models",
@@ -51,7 +52,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 #: subpackages reachable as attributes (``hmmtune.models``) after a bare ``import hmmtune``
-_SUBMODULES = {"analysis", "cli", "examples", "experiments", "learned", "models", "oracle", "tuning"}
+_SUBMODULES = {"analysis", "cli", "examples", "experiments", "io", "learned", "models", "oracle", "tuning"}
 
 
 def __getattr__(name: str):

@@ -33,7 +33,7 @@ class _CliError(Exception):
 
 
 def _model_from_args(args):
-    from .models.io import load_model
+    from .io import load_model
 
     if getattr(args, "example", None) and getattr(args, "model", None):
         raise _CliError("give either a MODEL file or --example NAME, not both")
@@ -168,7 +168,7 @@ def cmd_predict(args) -> int:
 
 def _task_from_args(args):
     from .analysis.task import load_task
-    from .models.io import load_json_source
+    from .io import load_json_source
 
     if args.task:
         return load_task(Path(args.task))

@@ -218,7 +218,7 @@ class Task:
 
     def to_dict(self) -> dict:
         """The task-file form (exact rationals as strings when the task has them)."""
-        from .models.io import format_entry
+        from .io import format_entry
 
         if self.exact is not None:
             rows = [[format_entry(self.exact[c, h]) for h in range(self.dim)] for c in range(self.num_classes)]

@@ -252,7 +252,7 @@ def long_run():
         for tag, h in (("64", hmm64), ("32", hmm32)):
             out["lp" + tag] = h.log_prob(x)
             out["post" + tag] = h.posterior(x)
-            out["mpost" + tag] = h.masked_posterior(x)
+            out["mpost" + tag] = h.loo_posterior(x)
     finally:
         torch.set_num_threads(threads)
     return out

@@ -11,6 +11,7 @@ import pytest
 import hmmtune
 from hmmtune import HMM, load_example
 from hmmtune.cli import main
+from hmmtune.io import hmm_to_json
 
 from conftest import brute_mask_posterior, brute_mask_prediction, brute_prob
 
@@ -80,7 +81,7 @@ def test_sample_from_example(tmp_path, capsys):
 def test_sample_from_file_is_reproducible(tmp_path):
     pi, A, B = [0.2, 0.8], [[0.0, 1.0], [0.5, 0.5]], [[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]]
     model = tmp_path / "m.json"
-    HMM(pi, A, B).to_json(model)
+    hmm_to_json(HMM(pi, A, B), model)
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     assert main(["sample", str(model), "-n", "50", "-T", "4", "--seed", "7", "-o", str(a)]) == 0
     assert main(["sample", str(model), "-n", "50", "-T", "4", "--seed", "7", "-o", str(b)]) == 0

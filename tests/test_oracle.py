@@ -63,7 +63,7 @@ def test_mask_is_not_the_first_token():
     hmm = HMM(pi, A, B)
     got = OracleMLM(hmm).mask_posterior(x)[0].numpy()
     np.testing.assert_allclose(got, brute_mask_posterior(pi, A, B, x[0]), atol=1e-12)
-    assert np.abs(got - hmm.masked_posterior(x)[0, 0].numpy()).max() > 1e-3
+    assert np.abs(got - hmm.loo_posterior(x)[0, 0].numpy()).max() > 1e-3
 
 
 @pytest.mark.parametrize("T", [1, 3, 5])
@@ -299,3 +299,22 @@ def test_oracle_on_device(device):
     np.testing.assert_allclose(
         oracle.mask_prediction(x, prompt=u0.tolist()).cpu().numpy(), got.detach().cpu().numpy(), atol=1e-12
     )
+
+
+def test_one_oracle_over_the_public_protocol():
+    """Both models implement the oracle's protocol; for an HMM, max_elements bounds a chunk."""
+    from hmmtune import MemoryHMM
+    from hmmtune.models.protocol import OracleModel
+
+    hmm = HMM(*np_params("m3n4"))
+    memory = MemoryHMM([0.5, 0.5], [1.0], [[1.0]], [[[0.5, 0.5, 0.0, 0.0]], [[0.0, 0.25, 0.25, 0.5]]])
+    assert isinstance(hmm, OracleModel) and isinstance(memory, OracleModel)
+    assert not isinstance("model", OracleModel)
+    x = _inputs("m3n4", 5)
+    ref, small = OracleMLM(hmm), OracleMLM(hmm, max_elements=2 * x.shape[1] * 3)  # two inputs per chunk
+    torch.testing.assert_close(small.mask_prediction(x), ref.mask_prediction(x), rtol=0, atol=1e-15)
+    torch.testing.assert_close(small.token_predictions(x), ref.token_predictions(x), rtol=0, atol=1e-15)
+    msgs = ref.encode(x)
+    assert msgs.log_scale is None and msgs.backward.shape == (len(x), 3)
+    mmsgs = OracleMLM(memory).encode([[1, 3], [2, 1]])
+    assert mmsgs.backward.shape == (2, 2, 1) and mmsgs.log_scale.shape == (2, 2)

@@ -17,7 +17,7 @@ from memory_reference import brute_force, random_memory_arrays, token_factors  #
 
 import hmmtune  # noqa: E402
 from hmmtune import MemoryHMM, OracleMLM  # noqa: E402
-from hmmtune.oracle import MaskMessages, MemoryMaskMessages  # noqa: E402
+from hmmtune.oracle import MaskMessages  # noqa: E402
 
 SIZES = {"N1": (1, 3, 2, 3, 4), "N2": (2, 2, 2, 3, 3), "N3": (3, 2, 2, 3, 3)}
 
@@ -103,7 +103,7 @@ def test_prompted_mask_outputs_match_brute_force(name, zeros):
     pred[:, 0].sum().backward()
     assert u.grad is not None and torch.isfinite(u.grad).all() and u.grad.abs().sum() > 0
     msgs = oracle.encode(x)
-    assert isinstance(msgs, MemoryMaskMessages)
+    assert isinstance(msgs, MaskMessages)
     torch.testing.assert_close(oracle.mask_prediction(msgs, prompt=u).detach(), pred.detach())
     # The prompted prior is a joint law over (configuration, Z_0).
     r = oracle.prompt_prior(u)

@@ -113,7 +113,7 @@ def format_value(v: Any) -> Any:
         v = fmpq_to_sympy(v)
     sympy = sys.modules.get("sympy")
     if sympy is not None and isinstance(v, sympy.Basic):
-        from ..models.io import format_entry
+        from ..io import format_entry
 
         return format_entry(v)
     return float(v)

@@ -135,11 +135,11 @@ def _verify_anchors(model, task: Task, s_star: int, b: np.ndarray, num_inputs: i
     S, j = model.num_local_states, task.cell
     mu = task.differences()[0]
     tokens = model.sample(num_inputs, length, seed=seed).tokens
-    inf = model.infer(tokens, ("memory", "masked_posterior", "masked_memory"))
+    inf = model.infer(tokens, ("memory", "loo_posterior", "loo_memory"))
     label = (inf.memory[:, j, :].double().cpu().numpy() @ mu) >= 0  # (B,)
-    loo = inf.masked_memory[:, :, j, :].double().cpu().numpy() @ mu  # (B, T)
-    anchors = inf.masked_posterior[:, :, j * S + s_star].double().cpu().numpy() >= threshold  # (B, T)
-    Gt = model.masked_emission_posterior(tokens).double().cpu().numpy() @ matrices.emission(model)  # (B, T, n)
+    loo = inf.loo_memory[:, :, j, :].double().cpu().numpy() @ mu  # (B, T)
+    anchors = inf.loo_posterior[:, :, j * S + s_star].double().cpu().numpy() >= threshold  # (B, T)
+    Gt = model.loo_emission_posterior(tokens).double().cpu().numpy() @ matrices.emission(model)  # (B, T, n)
     return {
         "anchor_rate": float(anchors.mean()),
         "loo_stability": float(((loo >= 0) == label[:, None]).mean()),

@@ -18,7 +18,7 @@ from typing import Any
 
 import sympy
 
-from ..models.io import format_entry
+from ..io import format_entry
 from .condition import Condition
 from .linalg import exact_rank
 from ..task import Task

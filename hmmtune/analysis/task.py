@@ -49,7 +49,7 @@ def task_from_dict(data: dict, label: str = "<task>") -> Task:
     """Parse the task format above; errors name the file (``label``) and the field."""
     import sympy  # task files may hold exact rationals; a float model's check never reads one
 
-    from ..models.io import ModelFileError, parse_entries
+    from ..io import ModelFileError, parse_entries
 
     if not isinstance(data, dict):
         raise ModelFileError(f"{label}: a task must be a JSON object")
@@ -81,7 +81,7 @@ def task_from_dict(data: dict, label: str = "<task>") -> Task:
 
 def load_task(source: Any) -> Task:
     """Load a task from a path, JSON text or dict."""
-    from ..models.io import ModelFileError, check_format_version, load_json_source
+    from ..io import ModelFileError, check_format_version, load_json_source
 
     data, label = load_json_source(source)
     check_format_version(data, label)

@@ -37,6 +37,6 @@ def example_path(name: str) -> Path:
 
 def load_example(name: str, **kwargs):
     """Load a bundled example as a model object (see :func:`hmmtune.load_model`)."""
-    from ..models.io import load_model
+    from ..io import load_model
 
     return load_model(example_path(name), **kwargs)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models import arguments
-from ..models._checks import as_tokens
+from ..models.arguments import as_tokens
 
 __all__ = ["EncoderConfig", "MaskedLM"]
 

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["integer", "real", "seed", "class_labels", "real_tensor", "SEED_MAX"]
+from ._checks import as_tokens
+
+__all__ = ["integer", "real", "seed", "class_labels", "real_tensor", "as_tokens", "SEED_MAX"]
 
 SEED_MAX = 2**63 - 1
 

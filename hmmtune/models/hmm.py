@@ -7,46 +7,13 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from . import inference, limits
+from . import arguments, inference, limits, settings
 from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
+from ._deprecated import io_name, warn_moved
+from .inference import MaskMessages
+from .sampling import cumulative, sample_categorical
 
-__all__ = ["HMM", "MAX_CHUNK_ELEMENTS"]
-
-#: Default memory knob: inference processes sequences in chunks so that one
-#: (chunk, T, m) intermediate tensor holds at most this many entries (four such
-#: tensors live at once). Pass ``chunk_size=`` to any inference method to override.
-MAX_CHUNK_ELEMENTS = 2**24
-
-
-def _chunked(fn: Callable[[Tensor], Tensor], tokens: Tensor, per_seq: int, chunk_size: int | None) -> Tensor:
-    B = tokens.shape[0]
-    if chunk_size is None:
-        chunk_size = max(1, MAX_CHUNK_ELEMENTS // max(1, per_seq))
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    if B <= chunk_size:
-        return fn(tokens)
-    outs = []
-    for start in range(0, B, chunk_size):
-        try:
-            outs.append(fn(tokens[start : start + chunk_size]))
-        except inference.ZeroProbabilityError as exc:
-            idx = start + exc.index
-            msg = str(exc).replace(f"sequence {exc.index} ", f"sequence {idx} ", 1)
-            raise inference.ZeroProbabilityError(msg, idx, exc.position) from None
-    return torch.cat(outs, 0)
-
-
-def _sample_categorical(cum: Tensor, u: Tensor) -> Tensor:
-    """Inverse-CDF sampling: ``cum`` (..., k) normalised cumulative sums, ``u`` (...)."""
-    return torch.searchsorted(cum, u.unsqueeze(-1), right=True).squeeze(-1)
-
-
-def _cumulative(p: Tensor) -> Tensor:
-    c = torch.cumsum(p.to(torch.float64), -1)
-    c = c / c[..., -1:]
-    c[..., -1] = 1.0  # exact: u < 1 never runs past the last state
-    return c
+__all__ = ["HMM"]
 
 
 class HMM:
@@ -107,7 +74,7 @@ class HMM:
         self.exact = exact
         self.name = name
         self.description = description
-        #: For parametric models (see :func:`hmmtune.models.io.parse_parameters`): the
+        #: For parametric models (see :func:`hmmtune.io.parse_parameters`): the
         #: declared parameters and the symbolic matrices; ``exact`` is taken at their values.
         self.parameters: dict | None = None
         self.symbolic: dict | None = None
@@ -199,9 +166,8 @@ class HMM:
         Returns:
             ``(tokens, states)``, two LongTensors of shape (B, T) on the CPU.
         """
-        for label, v in (("num_sequences", num_sequences), ("length", length)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{label} must be a positive integer, got {v!r}")
+        arguments.integer("num_sequences", num_sequences)
+        arguments.integer("length", length)
         # states, two uniforms, tokens (8 bytes each) and the gathered emission rows (8 n)
         limits.check_memory(
             f"sampling {num_sequences} sequences of length {length}",
@@ -209,18 +175,18 @@ class HMM:
         )
         gen = torch.Generator()
         gen.manual_seed(seed if seed is not None else int(torch.seed()))
-        cum_init = _cumulative(self.initial.cpu())
-        cum_trans = _cumulative(self.transition.cpu())
-        cum_emit = _cumulative(self.emission.cpu())
+        cum_init = cumulative(self.initial.cpu())
+        cum_trans = cumulative(self.transition.cpu())
+        cum_emit = cumulative(self.emission.cpu())
         states = torch.empty(num_sequences, length, dtype=torch.long)
         u = torch.rand(length, num_sequences, generator=gen, dtype=torch.float64)
-        h = _sample_categorical(cum_init.expand(num_sequences, -1).contiguous(), u[0])
+        h = sample_categorical(cum_init.expand(num_sequences, -1).contiguous(), u[0])
         states[:, 0] = h
         for t in range(1, length):
-            h = _sample_categorical(cum_trans[h], u[t])
+            h = sample_categorical(cum_trans[h], u[t])
             states[:, t] = h
         v = torch.rand(num_sequences, length, generator=gen, dtype=torch.float64)
-        tokens = _sample_categorical(cum_emit[states], v)
+        tokens = sample_categorical(cum_emit[states], v)
         return tokens, states
 
     # ---------------------------------------------------------------- inference
@@ -232,10 +198,16 @@ class HMM:
         """The same likelihoods, gathered one position at a time by the fused passes."""
         return inference.TokenLikelihoods(self.emission, tokens)
 
-    def _run(self, x: Any, fn: Callable[[Tensor], Tensor], per_seq: int, chunk_size: int | None) -> Tensor:
+    def _run(self, x: Any, fn: Callable[[Tensor], Tensor], chunk_size: int | None, max_elements: int | None = None) -> Tensor:
         tokens, single = self._tokens(x)
-        out = _chunked(fn, tokens, tokens.shape[1] * per_seq, chunk_size)
+        out = self._chunked(fn, tokens, chunk_size, max_elements)
         return out[0] if single else out
+
+    def _chunked(self, fn: Callable[[Tensor], Tensor], tokens: Tensor, chunk_size: int | None, max_elements: int | None):
+        per_seq = tokens.shape[1] * self.num_states
+        if chunk_size is None and max_elements is not None:
+            chunk_size = max(1, arguments.integer("max_elements", max_elements) // max(1, per_seq))
+        return inference.chunked(fn, tokens, per_seq, chunk_size)
 
     def log_prob(self, x: Any, chunk_size: int | None = None) -> Tensor:
         """``log P(x)`` with the first token's state drawn from ``initial``.
@@ -243,65 +215,113 @@ class HMM:
         Args:
             x: (B, T) tokens (LongTensor, numpy array, or list of equal-length lists);
                 a 1-D sequence gives a 0-d result.
-            chunk_size: sequences per chunk (default: see :data:`MAX_CHUNK_ELEMENTS`).
+            chunk_size: sequences per chunk (default: see
+                :data:`hmmtune.models.settings.Settings.chunk_elements`).
 
         Returns:
             (B,) tensor.
         """
         f = lambda tok: inference.hmm_log_prob(self.initial, self.transition, self._lazy_likelihoods(tok))
-        return self._run(x, f, self.num_states, chunk_size)
+        return self._run(x, f, chunk_size)
 
     def posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:
         """Smoothed posteriors ``P(H_t | x)``, shape (B, T, m)."""
         f = lambda tok: inference.hmm_posterior(self.initial, self.transition, self._lazy_likelihoods(tok))
-        return self._run(x, f, self.num_states, chunk_size)
+        return self._run(x, f, chunk_size)
 
-    def masked_posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:
+    def loo_posterior(
+        self, x: Any, chunk_size: int | None = None, *, after_mask: bool = False, max_elements: int | None = None
+    ) -> Tensor:
         """Leave-one-out posteriors ``P(H_t | x with position t left out)``, (B, T, m).
 
         ``x`` is a plain sequence: its first token's state is drawn from ``initial``
-        (docs/theory.md, "The perfect masked LM"). For downstream inputs after a mask use
-        :meth:`hmmtune.OracleMLM.token_predictions`.
+        (docs/theory.md, "The perfect masked LM"). With ``after_mask`` it is a downstream
+        input after a mask, whose first state is drawn from ``initial @ transition`` (what
+        :meth:`hmmtune.OracleMLM.token_posteriors` returns).
+
+        Args:
+            chunk_size: sequences per chunk. max_elements: keyword only: when
+                ``chunk_size`` is not given, a chunk's (chunk, T, m) working tensor holds
+                at most this many entries (default: the settings' ``chunk_elements``).
         """
-        f = lambda tok: inference.hmm_masked_posterior(self.initial, self.transition, self._lazy_likelihoods(tok))
-        return self._run(x, f, self.num_states, chunk_size)
+        start = self.initial @ self.transition if after_mask else self.initial
+        f = lambda tok: inference.hmm_loo_posterior(start, self.transition, self._lazy_likelihoods(tok))
+        return self._run(x, f, chunk_size, max_elements)
+
+    def masked_posterior(self, x: Any, chunk_size: int | None = None) -> Tensor:
+        """Deprecated name of :meth:`loo_posterior` (removed in the next release)."""
+        warn_moved("HMM.masked_posterior", "HMM.loo_posterior")
+        return self.loo_posterior(x, chunk_size)
+
+    # ------------------------------------------------- the oracle's protocol
+    # (hmmtune.models.protocol.OracleModel): the mask's hidden state is a state, shape (m,).
+    row_symbol = "m"
+
+    @property
+    def mask_state_shape(self) -> tuple[int]:
+        """(m,): the mask's hidden state is one of the m states."""
+        return (self.num_states,)
+
+    def mask_prior(self) -> Tensor:
+        """(m,) the law of the mask's state with no prompt: ``initial``."""
+        return self.initial
+
+    def prompt_likelihoods(self, prompt: Tensor) -> Tensor:
+        """(k, m) likelihood rows of soft prompt tokens over the states, unchanged."""
+        return prompt
+
+    def mask_messages(self, x: Any, *, chunk_size: int | None = None, max_elements: int | None = None) -> MaskMessages:
+        """Backward messages ``beta_0`` (B, m) of inputs ``x`` (B, T) to a mask placed
+        before them (:func:`hmmtune.models.inference.hmm_start_backward`)."""
+        tokens, _ = self._tokens(x)
+        f = lambda tok: inference.hmm_start_backward(self.transition, self.likelihoods(tok))
+        return MaskMessages(self._chunked(f, tokens, chunk_size, max_elements))
+
+    def state_marginals(self, joint: Tensor) -> Tensor:
+        """(B, m) law of the mask's state -> the same (B, m)."""
+        return joint
+
+    def emission_marginals(self, joint: Tensor) -> Tensor:
+        """(B, m) law of the mask's state -> the law of the emission row read: the same."""
+        return joint
+
+    def loo_emission_posterior(self, x: Any, chunk_size: int | None = None, **kwargs) -> Tensor:
+        """For an HMM the emission row read at t is the state: :meth:`loo_posterior`."""
+        return self.loo_posterior(x, chunk_size, **kwargs)
 
     # ----------------------------------------------------------------- adapters
+    # Deprecated: the file formats and adapters live in hmmtune.io (io reads models;
+    # models never import io). Removed in the next release.
     def to_json(self, path=None, **kwargs):
-        """Serialise (see :mod:`hmmtune.models.io`); returns the JSON text."""
-        from .io import hmm_to_json
-
-        return hmm_to_json(self, path, **kwargs)
+        """Deprecated: use :func:`hmmtune.io.hmm_to_json`."""
+        warn_moved("HMM.to_json", "hmmtune.io.hmm_to_json")
+        return io_name("hmm_to_json")(self, path, **kwargs)
 
     @classmethod
     def from_json(cls, source, **kwargs) -> "HMM":
-        """Load from a JSON file path, JSON text, or a dict (see :mod:`hmmtune.models.io`)."""
-        from .io import hmm_from_json
-
-        return hmm_from_json(source, **kwargs)
+        """Deprecated: use :func:`hmmtune.io.hmm_from_json` or :func:`hmmtune.io.load_model`."""
+        warn_moved("HMM.from_json", "hmmtune.io.hmm_from_json")
+        return io_name("hmm_from_json")(source, **kwargs)
 
     @classmethod
     def from_hmmlearn(cls, model, **kwargs) -> "HMM":
-        """From a fitted ``hmmlearn.hmm.CategoricalHMM`` (same initial convention)."""
-        from .io import hmm_from_hmmlearn
-
-        return hmm_from_hmmlearn(model, **kwargs)
+        """Deprecated: use :func:`hmmtune.io.hmm_from_hmmlearn`."""
+        warn_moved("HMM.from_hmmlearn", "hmmtune.io.hmm_from_hmmlearn")
+        return io_name("hmm_from_hmmlearn")(model, **kwargs)
 
     def to_hmmlearn(self):
-        """An ``hmmlearn.hmm.CategoricalHMM`` with the same parameters."""
-        from .io import hmm_to_hmmlearn
-
-        return hmm_to_hmmlearn(self)
+        """Deprecated: use :func:`hmmtune.io.hmm_to_hmmlearn`."""
+        warn_moved("HMM.to_hmmlearn", "hmmtune.io.hmm_to_hmmlearn")
+        return io_name("hmm_to_hmmlearn")(self)
 
     def to_pyro_discrete_hmm(self, length: int):
-        """A ``pyro.distributions.DiscreteHMM`` over sequences of ``length`` tokens.
+        """Deprecated: use :func:`hmmtune.io.hmm_to_pyro_discrete_hmm`."""
+        warn_moved("HMM.to_pyro_discrete_hmm", "hmmtune.io.hmm_to_pyro_discrete_hmm")
+        return io_name("hmm_to_pyro_discrete_hmm")(self, length)
 
-        Pyro's ``initial_logits`` is the law of a state one transition *before* the
-        first observation. We make the first transition time-dependent with every row
-        equal to ``initial``, which represents our convention exactly for any
-        transition matrix (solving ``pi_pyro @ A = pi`` needs A invertible and may leave
-        the simplex). Its ``log_prob`` equals :meth:`log_prob`.
-        """
-        from .io import hmm_to_pyro_discrete_hmm
 
-        return hmm_to_pyro_discrete_hmm(self, length)
+def __getattr__(name: str):
+    if name == "MAX_CHUNK_ELEMENTS":
+        warn_moved("hmmtune.models.hmm.MAX_CHUNK_ELEMENTS", "hmmtune.models.settings.current().chunk_elements")
+        return settings.current().chunk_elements
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,32 +18,51 @@ accept ``allow_zero=True`` instead (used by the memory-augmented HMM, where one 
 configuration may be unable to generate a sequence that others generate): such a
 sequence gets ``log_prob = -inf`` and zero messages from the first impossible
 position on.
+
+Both models' inference lives here as pure functions of arrays: the HMM's (``hmm_*``) and
+the memory-augmented HMM's, batched over memory configurations (``memory_*``,
+docs/theory.md, "Memory-augmented HMMs"); :class:`hmmtune.HMM` and
+:class:`hmmtune.MemoryHMM` validate, hold parameters and delegate. :func:`chunked` evaluates
+a batch in chunks. Platform tuning (huge pages, the default chunk size) is in
+:mod:`hmmtune.models.settings`, off the math path.
 """
 
 from __future__ import annotations
 
-import ctypes
 import math
-import sys
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
+
+from . import settings
 
 __all__ = [
     "ZeroProbabilityError",
     "ForwardResult",
     "BackwardResult",
+    "MaskMessages",
+    "TokenLikelihoods",
     "emission_likelihoods",
     "hmm_forward",
     "hmm_backward",
     "hmm_backward_scaled",
     "hmm_posterior",
-    "hmm_masked_posterior",
+    "hmm_loo_posterior",
     "hmm_start_backward",
     "hmm_log_prob",
     "use_time_parallel",
-    "TokenLikelihoods",
+    "chunked",
+    "ConfigLikelihoods",
+    "MemoryForwardResult",
+    "MemoryPosteriors",
+    "memory_log_likelihood",
+    "memory_log_prob",
+    "memory_forward",
+    "memory_backward",
+    "memory_posteriors",
+    "memory_cell_marginals",
+    "memory_emission_marginals",
 ]
 
 
@@ -59,6 +78,16 @@ class ZeroProbabilityError(ValueError):
         super().__init__(message)
         self.index = index
         self.position = position
+
+    def reindexed(self, offset: int) -> "ZeroProbabilityError":
+        """The same error for a batch in which this one's batch starts at ``offset``.
+
+        The index (and the ``sequence i`` of the message) is shifted by ``offset``: used
+        wherever a batch is evaluated in chunks, or one sequence is re-run alone.
+        """
+        idx = self.index + offset
+        msg = str(self).replace(f"sequence {self.index} ", f"sequence {idx} ", 1)
+        return type(self)(msg, idx, self.position)
 
 
 class ForwardResult(NamedTuple):
@@ -160,6 +189,24 @@ def hmm_forward(
         _raise_zero(norms, "forward pass")
     log_prob = norms.log().sum(0)
     return ForwardResult(log_prob, pred.transpose(0, 1), filt.transpose(0, 1))
+
+
+class MaskMessages(NamedTuple):
+    """Backward messages of downstream inputs to a mask placed before them, computed once
+    per input and reused for every prompt (docs/theory.md, "The perfect masked LM").
+
+    ``S`` is the shape of the mask's hidden state: ``(m,)`` for an HMM, ``(C, K)`` (memory
+    configuration, chain state) for a memory HMM.
+
+    Attributes:
+        backward: (B, *S), normalised over the last axis, proportional to
+            ``P(x_1..x_T | mask state)``.
+        log_scale: (B, *S[:-1]) with ``P(x_1..x_T | mask state) = exp(log_scale) *
+            backward`` up to a factor per input; None (an HMM) means zeros.
+    """
+
+    backward: Tensor
+    log_scale: Tensor | None = None
 
 
 class BackwardResult(NamedTuple):
@@ -277,7 +324,7 @@ def _normalise(x: Tensor) -> Tensor:
 class TokenLikelihoods(NamedTuple):
     """Observed tokens together with the emission matrix, read lazily.
 
-    Accepted as ``likelihoods`` by :func:`hmm_posterior`, :func:`hmm_masked_posterior`
+    Accepted as ``likelihoods`` by :func:`hmm_posterior`, :func:`hmm_loo_posterior`
     and :func:`hmm_start_backward`: they then gather ``emission[:, tokens[:, t]]`` one
     position at a time instead of reading a (B, T, m) tensor, which saves building
     that tensor (time and memory). The results are the same as with
@@ -321,47 +368,6 @@ class _Columns:
         if self._tensor is not None:
             return self._tensor[:, t]
         return torch.index_select(self._table, 0, self._tokens[t], out=self._buf)
-
-
-#: Ask Linux for transparent huge pages on the large output buffer of the fused passes
-#: (see :func:`_empty_large`). Set to False to turn it off; results do not depend on it.
-USE_HUGE_PAGES = True
-_HUGE_PAGE = 2 << 20
-_MADV_HUGEPAGE = 14  # linux/mman.h
-_madvise = None
-
-
-def _empty_large(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``torch.empty`` for a large buffer that is about to be filled position by position.
-
-    A fresh buffer of many MiB is mapped lazily by the kernel, one 4 KiB page fault at a
-    time as the time loop first writes it; for a (2000, 256, 32) float64 posterior those
-    faults cost about as much as the whole backward pass. On Linux, where transparent huge
-    pages are enabled for ``madvise`` regions, this marks the buffer's 2 MiB-aligned part
-    with ``MADV_HUGEPAGE`` before it is touched, which makes the faults 512 times fewer.
-    It changes no value, and silently does nothing where it does not apply (other systems,
-    GPUs, small buffers, ``USE_HUGE_PAGES = False``).
-    """
-    global _madvise
-    out = torch.empty(shape, dtype=dtype, device=device)
-    nbytes = out.numel() * out.element_size()
-    if _madvise is False or not (
-        USE_HUGE_PAGES and out.device.type == "cpu" and nbytes >= 4 * _HUGE_PAGE and sys.platform.startswith("linux")
-    ):
-        return out
-    try:
-        if _madvise is None:
-            fn = ctypes.CDLL(None, use_errno=True).madvise
-            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-            fn.restype = ctypes.c_int
-            _madvise = fn
-        start = -(-out.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
-        end = (out.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
-        if end > start:
-            _madvise(start, end - start, _MADV_HUGEPAGE)  # advisory: the result is ignored
-    except (OSError, AttributeError, TypeError):
-        _madvise = False  # not available here: never try again
-    return out
 
 
 # ------------------------------------------------------------------ time-parallel path
@@ -462,7 +468,7 @@ class _Blocks:
 
     def empty(self) -> Tensor:
         """A (K, S, B, m) buffer whose (T, B, m) view (:meth:`positions`) is position-major."""
-        return _empty_large((self.K, self.S, self.B, self.m), **self.opts)
+        return settings.empty_large((self.K, self.S, self.B, self.m), **self.opts)
 
     def positions(self, buf: Tensor) -> Tensor:
         """(K, S, ...) -> (T, ...) view."""
@@ -639,7 +645,7 @@ def _any_zero(norms: Tensor) -> bool:
     return bool((~(norms > 0)).any())
 
 
-def _smooth_parallel(initial: Tensor, transition: Tensor, likelihoods, masked: bool) -> Tensor | None:
+def _smooth_parallel(initial: Tensor, transition: Tensor, likelihoods, loo: bool) -> Tensor | None:
     """The time-parallel :func:`_smooth`; ``None`` for a batch with an impossible sequence
     (the sequential path then raises the reference error)."""
     bl = _Blocks(likelihoods)
@@ -648,7 +654,7 @@ def _smooth_parallel(initial: Tensor, transition: Tensor, likelihoods, masked: b
     ends_b = _stitch_backward(X, ls)  # uses blocks 1..K-1 only: block 0's change is irrelevant
     del X, ls
     out = bl.empty()
-    norms = _forward_rerun(bl, initial, transition, ends_f, out if masked else None, None if masked else out, False)
+    norms = _forward_rerun(bl, initial, transition, ends_f, out if loo else None, None if loo else out, False)
     if _any_zero(bl.positions(norms)):
         return None
     bnorms = _backward_rerun(bl, transition, ends_b, None, out, False)
@@ -715,8 +721,8 @@ def hmm_log_prob(
     return norms.log().sum(0)
 
 
-def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool, parallel: bool | None = None) -> Tensor:
-    """Fused forward-backward for :func:`hmm_posterior` / :func:`hmm_masked_posterior`.
+def _smooth(initial: Tensor, transition: Tensor, likelihoods, loo: bool, parallel: bool | None = None) -> Tensor:
+    """Fused forward-backward for :func:`hmm_posterior` / :func:`hmm_loo_posterior`.
 
     Performs exactly the arithmetic of :func:`hmm_forward`, :func:`hmm_backward` and
     the final normalisation, but keeps one (T, B, m) buffer instead of five: the forward
@@ -726,19 +732,19 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, masked: bool, para
     """
     B, T, m = likelihoods.shape
     if T > 1 and _parallel(parallel, likelihoods.shape):
-        res = _smooth_parallel(initial, transition, likelihoods, masked)
+        res = _smooth_parallel(initial, transition, likelihoods, loo)
         if res is not None:
             return res
     col = _Columns(likelihoods)
     opts = dict(dtype=col.dtype, device=col.device)
-    out = _empty_large((T, B, m), **opts)
+    out = settings.empty_large((T, B, m), **opts)
     norms = torch.empty(T, B, 1, **opts)
     pred = torch.empty(B, m, **opts)  # a fresh buffer: it is overwritten in place
     pred.copy_(initial)
     tmp = torch.empty(B, m, **opts)
     for t in range(T):
         lt = col(t)
-        if masked:
+        if loo:
             out[t].copy_(pred)
             torch.mul(pred, lt, out=tmp)
             torch.sum(tmp, -1, keepdim=True, out=norms[t])
@@ -792,7 +798,7 @@ def hmm_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel:
     return _smooth(initial, transition, likelihoods, False, parallel)
 
 
-def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
+def hmm_loo_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
     """Leave-one-out posteriors ``P(H_t | x with position t left out)`` (docs/theory.md, "The perfect masked LM").
 
     Proportional to ``predicted_t * beta_t``: the forward prediction from
@@ -854,3 +860,373 @@ def hmm_start_backward(transition: Tensor, likelihoods, *, parallel: bool | None
     total = b0.sum(-1)
     _raise_zero(total[None, :], "backward pass to the mask")
     return b0 / total[:, None]
+
+
+# ------------------------------------------------------------------ chunked evaluation
+def chunked(fn: Callable[[Tensor], Any], tokens: Tensor, per_sequence: int, chunk_size: int | None = None) -> Any:
+    """Apply ``fn`` to the sequences ``tokens`` (B, T) in chunks along the batch axis and
+    concatenate the results along axis 0.
+
+    ``fn`` maps a (b, T) chunk to a tensor, or to a NamedTuple of tensors (None fields
+    stay None), whose axis 0 is the chunk's. A chunk holds ``chunk_size`` sequences
+    (default: ``max(1, settings.current().chunk_elements // per_sequence)``, where
+    ``per_sequence`` is the entries one sequence adds to a working tensor, e.g. ``T * m``).
+    An empty batch is passed to ``fn`` once. A :class:`ZeroProbabilityError` raised on a
+    chunk is re-raised with the sequence's index in the whole batch.
+
+    Raises:
+        ValueError: ``chunk_size`` is not a positive integer.
+    """
+    B = tokens.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, settings.current().chunk_elements // max(1, per_sequence))
+    elif not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if B <= chunk_size:
+        return fn(tokens)
+    outs = []
+    for start in range(0, B, chunk_size):
+        try:
+            outs.append(fn(tokens[start : start + chunk_size]))
+        except ZeroProbabilityError as exc:
+            raise exc.reindexed(start) from None
+    if isinstance(outs[0], Tensor):
+        return torch.cat(outs, 0)
+    return type(outs[0])(*(None if f is None else torch.cat([o[i] for o in outs], 0) for i, f in enumerate(outs[0])))
+
+
+# ------------------------------------------------------------- memory-augmented HMMs
+# docs/theory.md, "Memory-augmented HMMs". A memory configuration c (C = V ** N of them)
+# is fixed along a sequence; given c, the chain Z_t (K = N * S states) is a plain HMM whose
+# emission likelihoods are L[b, t, c, z] = P(x_{b,t} | M = c, Z_t = z). Exact inference
+# runs that HMM for every configuration at once: one batched recursion over B * C chains
+# (no loop over configurations), then weighs configuration c by rho(c) P(x | c).
+
+
+class ConfigLikelihoods(NamedTuple):
+    """Tokens and the per-configuration emission table of a memory model, read lazily.
+
+    Accepted as ``config_likelihoods`` by :func:`memory_log_likelihood` and
+    :func:`memory_log_prob`, which then gather one position at a time and never hold the
+    (B, T, C, K) tensor; everywhere else :meth:`dense` builds it.
+
+    Attributes:
+        table: (n, C, K) ``table[x, c, z] = P(X = x | M = c, Z = z)``
+            (:meth:`hmmtune.MemoryHMM.config_emission`).
+        tokens: (B, T) integer tensor with values in ``[0, n)``.
+    """
+
+    table: Tensor
+    tokens: Tensor
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(B, T, C, K), the shape of the likelihood tensor this stands for."""
+        return (*self.tokens.shape, *self.table.shape[1:])
+
+    def dense(self) -> Tensor:
+        """The (B, T, C, K) likelihoods, a view of time-major (T, B, C, K) storage (the
+        layout the batched recursions read without a copy)."""
+        return self.table[self.tokens.T.contiguous()].transpose(0, 1)
+
+
+def _dense(config_likelihoods) -> Tensor:
+    return config_likelihoods.dense() if isinstance(config_likelihoods, ConfigLikelihoods) else config_likelihoods
+
+
+def _chains(L: Tensor) -> Tensor:
+    """(B, T, C, K) -> (B * C, T, K): one chain per (sequence, configuration); a view
+    when ``L`` is stored time-major (as :meth:`ConfigLikelihoods.dense` stores it)."""
+    B, T, C, K = L.shape
+    return L.transpose(0, 1).reshape(T, B * C, K).transpose(0, 1)
+
+
+def memory_log_likelihood(initial: Tensor, transition: Tensor, config_likelihoods) -> Tensor:
+    """``log P(x | M = c)`` for every sequence and configuration: (B, C), ``-inf`` where
+    configuration c cannot generate x (never raises for that).
+
+    A scaled forward pass that keeps only the current message, (B, C, K), on the
+    sequential path; long sequences take the time-parallel path (:func:`use_time_parallel`).
+
+    Args:
+        initial: (K,) law of ``Z_0``. transition: (K, K) row-stochastic.
+        config_likelihoods: (B, T, C, K) tensor or :class:`ConfigLikelihoods`.
+    """
+    B, T, C, K = config_likelihoods.shape
+    if use_time_parallel(B * C, T, K):
+        L = _chains(_dense(config_likelihoods))
+        return hmm_log_prob(initial, transition, L, allow_zero=True).view(B, C)
+    if isinstance(config_likelihoods, ConfigLikelihoods):
+        table, tok = config_likelihoods.table, config_likelihoods.tokens.T.contiguous()
+        column = lambda t: table[tok[t]].view(B * C, K)
+    else:
+        Lt = config_likelihoods.transpose(0, 1)
+        column = lambda t: Lt[t].reshape(B * C, K)
+    one = torch.ones((), dtype=transition.dtype, device=transition.device)
+    alpha = initial.expand(B * C, K)
+    log_lik = torch.zeros(B * C, dtype=transition.dtype, device=transition.device)
+    for t in range(T):
+        f = alpha * column(t)
+        norm = f.sum(-1, keepdim=True)
+        f = f / torch.where(norm > 0, norm, one)
+        log_lik += norm.squeeze(-1).log()
+        if t + 1 < T:
+            alpha = f @ transition
+    return log_lik.view(B, C)
+
+
+def memory_log_prob(log_prior: Tensor, initial: Tensor, transition: Tensor, config_likelihoods) -> tuple[Tensor, Tensor]:
+    """``log P(x)`` and ``P(M = c | x)`` without storing messages.
+
+    Args:
+        log_prior: (C,) ``log rho(c)`` (``-inf`` for an impossible configuration).
+        initial: (K,); transition: (K, K); config_likelihoods: (B, T, C, K) tensor or
+            :class:`ConfigLikelihoods`.
+
+    Returns:
+        ``(log_prob, config_posterior)``: (B,) and (B, C).
+
+    Raises:
+        ZeroProbabilityError: a sequence no configuration and path generates (its index
+            and first impossible position, found by re-running it with stored messages).
+    """
+    logw = log_prior + memory_log_likelihood(initial, transition, config_likelihoods)
+    log_prob = torch.logsumexp(logw, -1)
+    bad = ~torch.isfinite(log_prob)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0, 0])
+        if isinstance(config_likelihoods, ConfigLikelihoods):
+            one = ConfigLikelihoods(config_likelihoods.table, config_likelihoods.tokens[i : i + 1]).dense()
+        else:
+            one = config_likelihoods[i : i + 1]
+        try:
+            memory_forward(log_prior, initial, transition, one)
+        except ZeroProbabilityError as exc:
+            raise exc.reindexed(i) from None
+    return log_prob, torch.exp(logw - log_prob[:, None])
+
+
+class MemoryForwardResult(NamedTuple):
+    """Output of :func:`memory_forward`.
+
+    Attributes:
+        log_prob: (B,) ``log P(x)``.
+        config_posterior: (B, C) ``P(M = c | x)``.
+        config_log_prob: (B, C) ``log P(x | M = c)`` (``-inf`` where c cannot generate x).
+        predicted: (B, T, C, K) ``P(Z_t | x_{0:t-1}, M = c)`` (zero rows after c became impossible).
+        filtered: (B, T, C, K) ``P(Z_t | x_{0:t}, M = c)``.
+    """
+
+    log_prob: Tensor
+    config_posterior: Tensor
+    config_log_prob: Tensor
+    predicted: Tensor
+    filtered: Tensor
+
+
+def memory_forward(log_prior: Tensor, initial: Tensor, transition: Tensor, config_likelihoods: Tensor) -> MemoryForwardResult:
+    """The scaled forward pass of every (sequence, configuration) chain, weighed by the prior.
+
+    Args:
+        log_prior: (C,) ``log rho(c)``.
+        initial: (K,) law of ``Z_0``. transition: (K, K) row-stochastic.
+        config_likelihoods: (B, T, C, K) ``P(x_t | M = c, Z_t = z)`` (stored time-major
+            for no copy, as :meth:`ConfigLikelihoods.dense` does).
+
+    Returns:
+        :class:`MemoryForwardResult`; ``predicted`` and ``filtered`` are views of
+        time-major storage.
+
+    Raises:
+        ZeroProbabilityError: a sequence no configuration and path generates.
+    """
+    B, T, C, K = config_likelihoods.shape
+    fwd = hmm_forward(initial, transition, _chains(config_likelihoods), allow_zero=True)
+    config_log_prob = fwd.log_prob.view(B, C)
+    logw = log_prior + config_log_prob  # (B, C) log rho(c) P(x | c)
+    log_prob = torch.logsumexp(logw, -1)
+    pred = fwd.predicted.transpose(0, 1).view(T, B, C, K)
+    bad = ~torch.isfinite(log_prob)
+    if bool(bad.any()):
+        i = int(torch.nonzero(bad)[0, 0])
+        logfn = (pred[:, i] * config_likelihoods[i]).sum(-1).log()  # (T, C)
+        alive = torch.isfinite(log_prior + torch.cumsum(logfn, 0)).any(-1)
+        t = int(torch.nonzero(~alive)[0, 0])
+        raise ZeroProbabilityError(
+            f"sequence {i} has probability zero under the memory model: no memory configuration "
+            + (f"and hidden path generates its tokens 0..{t}" if t > 0 else "can emit its first token"),
+            index=i,
+            position=t,
+        )
+    filt = fwd.filtered.transpose(0, 1).view(T, B, C, K)
+    return MemoryForwardResult(
+        log_prob, torch.exp(logw - log_prob[:, None]), config_log_prob, pred.transpose(0, 1), filt.transpose(0, 1)
+    )
+
+
+def memory_backward(transition: Tensor, config_likelihoods: Tensor) -> BackwardResult:
+    """Scaled backward messages of every (sequence, configuration) chain.
+
+    Args:
+        transition: (K, K). config_likelihoods: (B, T, C, K) (time-major storage for no copy).
+
+    Returns:
+        :class:`BackwardResult` with ``beta`` (B, T, C, K) and ``log_scale`` (B, T, C):
+        ``P(x_{t+1:T-1} | Z_t = z, M = c) = exp(log_scale[b, t, c]) * beta[b, t, c, z]``;
+        zero messages and ``-inf`` where configuration c cannot generate the suffix.
+    """
+    B, T, C, K = config_likelihoods.shape
+    bwd = hmm_backward_scaled(transition, _chains(config_likelihoods), allow_zero=True)
+    beta = bwd.beta.transpose(0, 1).view(T, B, C, K).transpose(0, 1)
+    return BackwardResult(beta, bwd.log_scale.view(B, C, T).transpose(1, 2))
+
+
+class MemoryPosteriors(NamedTuple):
+    """Output of :func:`memory_posteriors`; fields not asked for are None.
+
+    Attributes:
+        log_prob: (B,) ``log P(x)``.
+        config_posterior: (B, C) ``P(M = c | x)``.
+        posterior: (B, T, C, K) ``P(M = c, Z_t = z | x)``.
+        loo_posterior: (B, T, C, K) ``P(M = c, Z_t = z | x_{-t})`` (position t left out).
+        loo_config_posterior: (B, T, C) ``P(M = c | x_{-t})``.
+        start_backward: (B, C, K) normalised backward messages to a state one step before
+            ``x_0``, proportional to ``P(x | Z_{-1} = z, M = c)``.
+        start_log_scale: (B, C) with
+            ``P(x | Z_{-1} = z, M = c) = exp(start_log_scale[b, c]) * start_backward[b, c, z]``.
+    """
+
+    log_prob: Tensor
+    config_posterior: Tensor
+    posterior: Tensor | None = None
+    loo_posterior: Tensor | None = None
+    loo_config_posterior: Tensor | None = None
+    start_backward: Tensor | None = None
+    start_log_scale: Tensor | None = None
+
+
+def _safe_div(x: Tensor, s: Tensor) -> Tensor:
+    """``x / s`` where ``s > 0``, and 0 where ``s == 0`` (then ``x`` is 0 too)."""
+    return x / torch.where(s > 0, s, torch.ones_like(s))
+
+
+def memory_posteriors(
+    log_prior: Tensor,
+    initial: Tensor,
+    transition: Tensor,
+    config_likelihoods: Tensor,
+    *,
+    smoothed: bool = True,
+    loo: bool = False,
+    start: bool = False,
+) -> MemoryPosteriors:
+    """Exact posteriors of a memory-augmented HMM by batched forward-backward over all
+    configurations (docs/theory.md, "Memory-augmented HMMs").
+
+    Configuration c gets weight ``rho(c) P(x | c)``. The leave-one-out quantities weigh c
+    by ``rho(c) P(x_{-t} | c)``, computed from the scale factors of both passes, so a
+    configuration that cannot emit ``x_t`` alone still counts at position t.
+
+    Args:
+        log_prior: (C,) ``log rho(c)``.
+        initial: (K,) law of ``Z_0`` (``initial @ transition`` for an input after a mask).
+        transition: (K, K) row-stochastic.
+        config_likelihoods: (B, T, C, K) ``P(x_t | M = c, Z_t = z)`` (time-major storage
+            for no copy, as :meth:`ConfigLikelihoods.dense` gives).
+        smoothed: keyword only: compute ``posterior``.
+        loo: keyword only: compute ``loo_posterior`` and ``loo_config_posterior``.
+        start: keyword only: compute ``start_backward`` and ``start_log_scale``.
+
+    Returns:
+        :class:`MemoryPosteriors` (the (B, T, ...) fields are views of time-major storage).
+
+    Raises:
+        ZeroProbabilityError: a sequence no configuration and path generates.
+    """
+    L = config_likelihoods
+    B, T, C, K = L.shape
+    fwd = memory_forward(log_prior, initial, transition, L)
+    out = MemoryPosteriors(fwd.log_prob, fwd.config_posterior)
+    if not (smoothed or loo or start):
+        return out
+    bwd = memory_backward(transition, L)
+    w = fwd.config_posterior
+    if smoothed:
+        # in place on the filtered messages, which are not needed afterwards
+        fb = fwd.filtered.mul_(bwd.beta)
+        norm = fb.sum(-1, keepdim=True)
+        joint = fb.div_(torch.where(norm > 0, norm, torch.ones_like(norm))).mul_(w[:, None, :, None])
+        out = out._replace(posterior=joint)
+    if loo:
+        # log rho(c) P(x_{-t}, Z_t = z | c) = log rho(c) + log P(x_{0:t-1} | c) + log pred + log beta + log scale
+        logfn = (fwd.predicted * L).sum(-1).log()  # (B, T, C) forward normalisers
+        F = torch.cat([torch.zeros_like(logfn[:, :1]), torch.cumsum(logfn[:, :-1], 1)], 1)  # log P(x_{0:t-1} | c)
+        pb = fwd.predicted.mul_(bwd.beta)  # in place: the predictions are not needed afterwards
+        s = pb.sum(-1)  # (B, T, C)
+        wt = torch.softmax(log_prior + F + bwd.log_scale + s.log(), -1)  # P(M = c | x_{-t})
+        joint = pb.div_(torch.where(s > 0, s, torch.ones_like(s))[..., None]).mul_(wt[..., None])
+        out = out._replace(loo_posterior=joint, loo_config_posterior=wt)
+    if start:
+        b0 = (L[:, 0] * bwd.beta[:, 0]) @ transition.T  # (B, C, K)
+        n0 = b0.sum(-1)
+        out = out._replace(start_backward=_safe_div(b0, n0[..., None]), start_log_scale=bwd.log_scale[:, 0] + n0.log())
+    return out
+
+
+def memory_cell_marginals(config_weights: Tensor, num_cells: int, num_values: int) -> Tensor:
+    """Per-cell marginals of a law over configurations.
+
+    Args:
+        config_weights: (..., C) with ``C = V ** N`` in row-major order, cell 0 the most
+            significant digit (:meth:`hmmtune.MemoryHMM.configurations`).
+
+    Returns:
+        (..., N, V): entry ``[..., j, v]`` sums the weights of the configurations with
+        ``c_j = v``.
+    """
+    N, V = num_cells, num_values
+    lead = config_weights.shape[:-1]
+    x = config_weights.reshape(lead + (V,) * N)
+    a = len(lead)
+    cells = [x.sum([a + i for i in range(N) if i != j]) if N > 1 else x for j in range(N)]
+    return torch.stack(cells, -2)
+
+
+def memory_emission_marginals(joint: Tensor, num_cells: int, num_values: int, num_local_states: int) -> Tensor:
+    """The law of the emission row read, from a joint law over (configuration, chain state).
+
+    Args:
+        joint: (..., C, K) over configurations c and chain states ``z = j * S + s``.
+
+    Returns:
+        (..., V * S): entry ``v * S + s`` sums ``joint[..., c, j * S + s]`` over the (c, j)
+        with ``c_j = v``, the law of the column ``(M_{J}, S)`` of W that emits the token.
+    """
+    N, V, S = num_cells, num_values, num_local_states
+    lead = joint.shape[:-2]
+    a = len(lead)
+    J = joint.reshape(lead + (V,) * N + (N, S))
+    total = 0
+    for j in range(N):
+        others = [a + i for i in range(N) if i != j]
+        Jj = J[..., j, :]
+        total = total + (Jj.sum(others) if others else Jj)
+    return total.reshape(lead + (V * S,))
+
+
+# ------------------------------------------------------------- deprecated names
+def hmm_masked_posterior(initial: Tensor, transition: Tensor, likelihoods, *, parallel: bool | None = None) -> Tensor:
+    """Deprecated name of :func:`hmm_loo_posterior` (removed in the next release)."""
+    from ._deprecated import warn_moved
+
+    warn_moved("hmmtune.models.inference.hmm_masked_posterior", "hmm_loo_posterior")
+    return hmm_loo_posterior(initial, transition, likelihoods, parallel=parallel)
+
+
+def __getattr__(name: str):
+    if name == "USE_HUGE_PAGES":
+        from ._deprecated import warn_moved
+
+        warn_moved("hmmtune.models.inference.USE_HUGE_PAGES", "hmmtune.models.settings.override(huge_pages=...)")
+        return settings.current().huge_pages
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

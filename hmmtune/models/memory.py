@@ -35,9 +35,12 @@ from typing import Any, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from . import inference, limits
+from . import arguments, inference, limits
 from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
-from .hmm import HMM, _cumulative, _sample_categorical
+from ._deprecated import io_name, warn_moved
+from .hmm import HMM
+from .inference import MaskMessages
+from .sampling import cumulative, sample_categorical
 
 __all__ = [
     "MemoryHMM",
@@ -45,8 +48,6 @@ __all__ = [
     "MemoryInference",
     "InferenceTooLargeError",
     "MAX_MEMORY_ELEMENTS",
-    "memory_hmm_to_json",
-    "memory_hmm_from_json",
 ]
 
 #: Default limit on the entries of one working tensor of exact memory inference
@@ -104,50 +105,50 @@ class MemoryInference(NamedTuple):
         posterior: (B, T, K) ``P(Z_t | x)``.
         emission_posterior: (B, T, V * S) ``P((M_{J_t}, S_t) = (v, s) | x)``, column
             ``v * S + s``: the posterior over the columns of W that emit ``x_t``.
-        masked_posterior: (B, T, K) ``P(Z_t | x_{-t})`` (position t left out).
-        masked_emission_posterior: (B, T, V * S) ``P((M_{J_t}, S_t) | x_{-t})``.
-        masked_memory: (B, T, N, V) ``P(M_j = v | x_{-t})``.
+        loo_posterior: (B, T, K) ``P(Z_t | x_{-t})`` (leave-one-out: position t left out).
+        loo_emission_posterior: (B, T, V * S) ``P((M_{J_t}, S_t) | x_{-t})``.
+        loo_memory: (B, T, N, V) ``P(M_j = v | x_{-t})``.
         start_backward: (B, C, K) normalised backward messages to a state placed one
             step before ``x_0`` (a mask): proportional to ``P(x | Z_{-1} = z, M = c)``.
         start_log_scale: (B, C) with
             ``P(x | Z_{-1} = z, M = c) = exp(start_log_scale[b, c]) * start_backward[b, c, z]``.
+
+    The fields ``masked_posterior``, ``masked_emission_posterior`` and ``masked_memory``
+    are deprecated names of the ``loo_`` ones (removed in the next release).
     """
 
     log_prob: Tensor
     memory: Tensor | None = None
     posterior: Tensor | None = None
     emission_posterior: Tensor | None = None
-    masked_posterior: Tensor | None = None
-    masked_emission_posterior: Tensor | None = None
-    masked_memory: Tensor | None = None
+    loo_posterior: Tensor | None = None
+    loo_emission_posterior: Tensor | None = None
+    loo_memory: Tensor | None = None
     start_backward: Tensor | None = None
     start_log_scale: Tensor | None = None
 
+    @property
+    def masked_posterior(self) -> Tensor | None:
+        """Deprecated name of :attr:`loo_posterior`."""
+        warn_moved("MemoryInference.masked_posterior", "loo_posterior")
+        return self.loo_posterior
+
+    @property
+    def masked_emission_posterior(self) -> Tensor | None:
+        """Deprecated name of :attr:`loo_emission_posterior`."""
+        warn_moved("MemoryInference.masked_emission_posterior", "loo_emission_posterior")
+        return self.loo_emission_posterior
+
+    @property
+    def masked_memory(self) -> Tensor | None:
+        """Deprecated name of :attr:`loo_memory`."""
+        warn_moved("MemoryInference.masked_memory", "loo_memory")
+        return self.loo_memory
+
 
 _OUTPUTS = MemoryInference._fields[1:]
-
-
-def _positive_int(label: str, v: Any) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{label} must be a positive integer, got {v!r}")
-    return v
-
-
-def _cell_marginals(x: Tensor, axis: int, N: int) -> list[Tensor]:
-    """``x`` has N consecutive cell axes (size V each) starting at ``axis``.
-
-    Returns N tensors; the j-th keeps cell axis j (at position ``axis``) and sums the others.
-    """
-    out = []
-    for j in range(N):
-        others = [axis + i for i in range(N) if i != j]
-        out.append(x.sum(others) if others else x)
-    return out
-
-
-def _safe_div(x: Tensor, s: Tensor) -> Tensor:
-    """``x / s`` where ``s > 0``, and 0 where ``s == 0`` (then ``x`` is 0 too)."""
-    return x / torch.where(s > 0, s, torch.ones_like(s))
+#: deprecated output names accepted by :meth:`MemoryHMM.infer` for one release
+_OLD_OUTPUTS = {"masked_posterior": "loo_posterior", "masked_emission_posterior": "loo_emission_posterior", "masked_memory": "loo_memory"}
 
 
 class MemoryHMM:
@@ -230,7 +231,7 @@ class MemoryHMM:
             )
         N = K // S
         if num_cells is not None:
-            _positive_int("num_cells", num_cells)
+            arguments.integer("num_cells", num_cells)
             if num_cells != N:
                 raise ValueError(
                     f"num_cells = {num_cells} disagrees with the shapes: initial has {K} entries and emission "
@@ -248,7 +249,7 @@ class MemoryHMM:
         self.emission = emission.contiguous()
         self.exact = exact
         #: For parametric models (the file's ``"parameters"``, read by
-        #: :func:`hmmtune.models.io.parse_parameters`): the declared parameters and the
+        #: :func:`hmmtune.io.parse_parameters`): the declared parameters and the
         #: symbolic matrices, keyed as ``exact``, which is taken at their values.
         self.parameters: dict | None = None
         self.symbolic: dict | None = None
@@ -334,7 +335,7 @@ class MemoryHMM:
 
     # ------------------------------------------------------ configuration tables
     def _limit(self, max_elements: int | None) -> int:
-        return MAX_MEMORY_ELEMENTS if max_elements is None else _positive_int("max_elements", max_elements)
+        return MAX_MEMORY_ELEMENTS if max_elements is None else arguments.integer("max_elements", max_elements)
 
     def _size_guard(self, max_elements: int | None, length: int, num_sequences: int, stored: bool = True) -> int:
         """Refuse (before allocating) when one sequence's working tensor exceeds the limit.
@@ -374,8 +375,9 @@ class MemoryHMM:
             self._cache["configs"] = (c[:, None] // powers) % V
         return self._cache["configs"]
 
-    def _read_index(self) -> Tensor:
-        """(C, K): the emission row ``M_j * S + s`` read by chain state ``z = j * S + s`` in configuration c."""
+    def read_index(self) -> Tensor:
+        """(C, K) LongTensor: the emission row ``M_j * S + s`` that chain state
+        ``z = j * S + s`` reads in configuration c."""
         if "read" not in self._cache:
             S = self.num_local_states
             configs = self.configurations()  # (C, N)
@@ -383,19 +385,25 @@ class MemoryHMM:
             self._cache["read"] = (configs[:, :, None] * S + s).reshape(self.num_configurations, -1)
         return self._cache["read"]
 
-    def _log_config_prior(self) -> Tensor:
-        """(C,) ``log rho(c) = sum_j log memory_prior[j, c_j]`` (``-inf`` for impossible c)."""
+    def log_config_prior(self) -> Tensor:
+        """(C,) ``log rho(c) = sum_j log memory_prior[j, c_j]`` (``-inf`` for an impossible c)."""
         if "logprior" not in self._cache:
             configs = self.configurations()
             logp = self.memory_prior.log()  # (N, V)
             self._cache["logprior"] = logp.gather(1, configs.T).sum(0)
         return self._cache["logprior"]
 
-    def _config_emission_T(self) -> Tensor:
-        """(n, C, K): ``emission[read[c, z], x]`` arranged for gathering by token."""
+    def config_emission(self) -> Tensor:
+        """(n, C, K): ``P(X = x | M = c, Z = z) = emission[read_index()[c, z], x]``, arranged
+        for gathering by token."""
         if "emitT" not in self._cache:
-            self._cache["emitT"] = self.emission.T[:, self._read_index()].contiguous()
+            self._cache["emitT"] = self.emission.T[:, self.read_index()].contiguous()
         return self._cache["emitT"]
+
+    def config_likelihoods(self, tokens: Tensor) -> inference.ConfigLikelihoods:
+        """The (B, T, C, K) likelihoods ``P(x_t | M = c, Z_t = z)`` of validated tokens (B, T),
+        lazily (:class:`hmmtune.models.inference.ConfigLikelihoods`; ``.dense()`` builds them)."""
+        return inference.ConfigLikelihoods(self.config_emission(), tokens)
 
     # -------------------------------------------------------------- Pyro model
     def model(self, tokens: Tensor | None = None, num_sequences: int = 1, length: int = 1) -> Tensor:
@@ -456,30 +464,30 @@ class MemoryHMM:
             :class:`MemorySample` ``(tokens, memory, pointer, local_state)``: LongTensors
             of shapes (B, T), (B, N), (B, T), (B, T) on the CPU.
         """
-        _positive_int("num_sequences", num_sequences)
-        _positive_int("length", length)
+        arguments.integer("num_sequences", num_sequences)
+        arguments.integer("length", length)
         B, T, N, S = num_sequences, length, self.num_cells, self.num_local_states
         # states, pointer, local state, rows, two uniforms, tokens and the gathered rows (8 n)
         limits.check_memory(f"sampling {B} sequences of length {T}", float(B) * (T * (56 + 8 * self.num_tokens) + 16 * N))
         gen = torch.Generator()
         gen.manual_seed(seed if seed is not None else int(torch.seed()))
-        cum_prior = _cumulative(self.memory_prior.cpu())  # (N, V)
-        cum_init = _cumulative(self.initial.cpu())
-        cum_trans = _cumulative(self.transition.cpu())
-        cum_emit = _cumulative(self.emission.cpu())
+        cum_prior = cumulative(self.memory_prior.cpu())  # (N, V)
+        cum_init = cumulative(self.initial.cpu())
+        cum_trans = cumulative(self.transition.cpu())
+        cum_emit = cumulative(self.emission.cpu())
         u_mem = torch.rand(B, N, generator=gen, dtype=torch.float64)
-        memory = _sample_categorical(cum_prior.expand(B, N, -1).contiguous(), u_mem)
+        memory = sample_categorical(cum_prior.expand(B, N, -1).contiguous(), u_mem)
         states = torch.empty(B, T, dtype=torch.long)
         u = torch.rand(T, B, generator=gen, dtype=torch.float64)
-        z = _sample_categorical(cum_init.expand(B, -1).contiguous(), u[0])
+        z = sample_categorical(cum_init.expand(B, -1).contiguous(), u[0])
         states[:, 0] = z
         for t in range(1, T):
-            z = _sample_categorical(cum_trans[z], u[t])
+            z = sample_categorical(cum_trans[z], u[t])
             states[:, t] = z
         pointer, local = states // S, states % S
         rows = memory.gather(1, pointer) * S + local
         v = torch.rand(B, T, generator=gen, dtype=torch.float64)
-        tokens = _sample_categorical(cum_emit[rows], v)
+        tokens = sample_categorical(cum_emit[rows], v)
         return MemorySample(tokens, memory, pointer, local)
 
     # ---------------------------------------------------------------- inference
@@ -520,7 +528,7 @@ class MemoryHMM:
                 raised before anything is allocated.
             ZeroProbabilityError: a sequence has probability zero under the model.
         """
-        outputs = tuple(outputs)
+        outputs = tuple(self._output_name(o) for o in outputs)
         unknown = [o for o in outputs if o not in _OUTPUTS]
         if unknown:
             raise ValueError(f"unknown output(s) {', '.join(map(repr, unknown))}; known: {', '.join(_OUTPUTS)}")
@@ -533,139 +541,43 @@ class MemoryHMM:
         limit = self._size_guard(max_elements, T, B, stored)
         if chunk_size is None:
             chunk_size = max(1, limit // (self.num_configurations * self.num_states * (T if stored else 1)))
-        elif not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         start = self.initial @ self.transition if after_mask else self.initial
-        parts = []
-        for lo in range(0, max(B, 1), chunk_size):  # an empty batch still runs once
-            try:
-                parts.append(self._infer_chunk(tokens[lo : lo + chunk_size], start, want))
-            except inference.ZeroProbabilityError as exc:
-                idx = lo + exc.index
-                msg = str(exc).replace(f"sequence {exc.index} ", f"sequence {idx} ", 1)
-                raise inference.ZeroProbabilityError(msg, idx, exc.position) from None
-        fields = {}
-        for name in MemoryInference._fields:
-            if parts[0]._asdict()[name] is None:
-                fields[name] = None
-                continue
-            val = parts[0]._asdict()[name] if len(parts) == 1 else torch.cat([p._asdict()[name] for p in parts], 0)
-            fields[name] = val[0] if single else val
-        return MemoryInference(**fields)
+        res = inference.chunked(lambda tok: self._infer_chunk(tok, start, want), tokens, 1, chunk_size)
+        return MemoryInference(*(None if v is None else v[0] if single else v for v in res))
 
-    def _stream_log_likelihood(self, tokens: Tensor, start: Tensor) -> Tensor:
-        """(b, C) ``log P(x | c)`` by a scaled forward pass that stores no messages."""
-        b, T = tokens.shape
-        C, K = self.num_configurations, self.num_states
-        E = self._config_emission_T()  # (n, C, K)
-        A = self.transition
-        if inference.use_time_parallel(b * C, T, K):  # long sequences: the time-parallel path
-            L = E[tokens.T.contiguous()].view(T, b * C, K).transpose(0, 1)
-            return inference.hmm_log_prob(start, A, L, allow_zero=True).view(b, C)
-        one = torch.ones((), dtype=A.dtype, device=A.device)
-        alpha = start.expand(b * C, K)
-        log_lik = torch.zeros(b * C, dtype=A.dtype, device=A.device)
-        tok = tokens.T.contiguous()
-        for t in range(T):
-            f = alpha * E[tok[t]].view(b * C, K)
-            norm = f.sum(-1, keepdim=True)
-            f = f / torch.where(norm > 0, norm, one)
-            log_lik += norm.squeeze(-1).log()
-            if t + 1 < T:
-                alpha = f @ A
-        return log_lik.view(b, C)
+    @staticmethod
+    def _output_name(name: str) -> str:
+        if name in _OLD_OUTPUTS:
+            warn_moved(f"MemoryHMM.infer output {name!r}", repr(_OLD_OUTPUTS[name]), stacklevel=4)
+            return _OLD_OUTPUTS[name]
+        return name
 
     def _infer_chunk(self, tokens: Tensor, start: Tensor, want: set) -> MemoryInference:
-        b, T = tokens.shape
-        N, V, S, K, C = self.num_cells, self.num_values, self.num_local_states, self.num_states, self.num_configurations
-        A = self.transition
-        logprior = self._log_config_prior()
+        """The requested outputs for a (b, T) chunk, from the pure functions of
+        :mod:`hmmtune.models.inference` and the marginals over this model's indices."""
+        N, V, S = self.num_cells, self.num_values, self.num_local_states
+        args = (self.log_config_prior(), start, self.transition)
         if not want - {"memory"}:
-            logw = logprior + self._stream_log_likelihood(tokens, start)
-            log_prob = torch.logsumexp(logw, -1)
-            bad = ~torch.isfinite(log_prob)
-            if bool(bad.any()):  # rerun the offending sequence with stored messages to locate the token
-                i = int(torch.nonzero(bad)[0, 0])
-                try:
-                    self._infer_chunk(tokens[i : i + 1], start, {"posterior"})
-                except inference.ZeroProbabilityError as exc:
-                    raise inference.ZeroProbabilityError(
-                        str(exc).replace("sequence 0 ", f"sequence {i} ", 1), i, exc.position
-                    ) from None
-            out = {"log_prob": log_prob}
-            if "memory" in want:
-                w = torch.exp(logw - log_prob[:, None])
-                out["memory"] = torch.stack(_cell_marginals(w.view((b,) + (V,) * N), 1, N), 1)
-            return MemoryInference(**out)
-        # Lt[t, b, c, z] = emission[read[c, z], x_{b,t}], time-major so that the batched
-        # recursions (which work time-major) need no copy.
-        Lt = self._config_emission_T()[tokens.T.contiguous()].contiguous()  # (T, b, C, K)
-        L = Lt.view(T, b * C, K).transpose(0, 1)  # (b*C, T, K) view
-        fwd = inference.hmm_forward(start, A, L, allow_zero=True)
-        logw = logprior + fwd.log_prob.view(b, C)  # (b, C) log rho(c) P(x | c)
-        log_prob = torch.logsumexp(logw, -1)
-        pred = fwd.predicted.transpose(0, 1).view(T, b, C, K)
-        bad = ~torch.isfinite(log_prob)
-        if bool(bad.any()):
-            i = int(torch.nonzero(bad)[0, 0])
-            logfn = (pred[:, i] * Lt[:, i]).sum(-1).log()  # (T, C)
-            alive = torch.isfinite(logprior + torch.cumsum(logfn, 0)).any(-1)
-            t = int(torch.nonzero(~alive)[0, 0])
-            raise inference.ZeroProbabilityError(
-                f"sequence {i} has probability zero under the memory model: no memory configuration "
-                + (f"and hidden path generates its tokens 0..{t}" if t > 0 else "can emit its first token"),
-                index=i,
-                position=t,
+            post = inference.MemoryPosteriors(*inference.memory_log_prob(*args, self.config_likelihoods(tokens)))
+        else:
+            post = inference.memory_posteriors(
+                *args,
+                self.config_likelihoods(tokens).dense(),
+                smoothed=bool(want & {"posterior", "emission_posterior"}),
+                loo=bool(want & {"loo_posterior", "loo_emission_posterior", "loo_memory"}),
+                start=bool(want & {"start_backward", "start_log_scale"}),
             )
-        out: dict[str, Tensor | None] = {"log_prob": log_prob}
-        w = torch.exp(logw - log_prob[:, None])  # (b, C) P(M = c | x)
-        if "memory" in want:
-            out["memory"] = torch.stack(_cell_marginals(w.view((b,) + (V,) * N), 1, N), 1)  # (b, N, V)
-        need_beta = want & {"posterior", "emission_posterior", "masked_posterior", "masked_emission_posterior", "masked_memory", "start_backward", "start_log_scale"}
-        if not need_beta:
-            return MemoryInference(**out)
-        bwd = inference.hmm_backward_scaled(A, L, allow_zero=True)
-        beta = bwd.beta.transpose(0, 1).view(T, b, C, K)
-
-        def read(joint: Tensor) -> Tensor:
-            # joint (T, b, C, K) -> (b, T, V * S): sum over c and j of joint[.., c, (j, s)] 1[c_j = v].
-            J = joint.view((T, b) + (V,) * N + (N, S))
-            total = sum(_cell_marginals(J[..., j, :], 2, N)[j] for j in range(N))  # (T, b, V, S)
-            return total.permute(1, 0, 2, 3).reshape(b, T, V * S)
-
-        if want & {"posterior", "emission_posterior"}:
-            # In place on the filtered messages, which are not needed afterwards.
-            fb = fwd.filtered.transpose(0, 1).view(T, b, C, K).mul_(beta)
-            norm = fb.sum(-1, keepdim=True)
-            joint = fb.div_(torch.where(norm > 0, norm, torch.ones_like(norm))).mul_(w[None, :, :, None])
-            if "posterior" in want:
-                out["posterior"] = joint.sum(2).transpose(0, 1)
-            if "emission_posterior" in want:
-                out["emission_posterior"] = read(joint)
-        if want & {"masked_posterior", "masked_emission_posterior", "masked_memory"}:
-            # log rho(c) P(x_{-t}, Z_t = z | c) = log rho(c) + log P(x_{0:t-1} | c) + log pred + log beta + log scale.
-            logfn = (pred * Lt).sum(-1).log()  # (T, b, C) forward normalisers
-            F = torch.cat([torch.zeros_like(logfn[:1]), torch.cumsum(logfn[:-1], 0)])  # log P(x_{0:t-1} | c)
-            pb = pred.mul_(beta)  # in place: pred is not needed afterwards
-            s = pb.sum(-1)  # (T, b, C)
-            log_scale = bwd.log_scale.transpose(0, 1).view(T, b, C)
-            lw = logprior + F + log_scale + s.log()  # (T, b, C)
-            wt = torch.softmax(lw, -1)  # P(M = c | x_{-t})
-            if want & {"masked_posterior", "masked_emission_posterior"}:
-                joint = pb.div_(torch.where(s > 0, s, torch.ones_like(s))[..., None]).mul_(wt[..., None])
-                if "masked_posterior" in want:
-                    out["masked_posterior"] = joint.sum(2).transpose(0, 1)
-                if "masked_emission_posterior" in want:
-                    out["masked_emission_posterior"] = read(joint)
-            if "masked_memory" in want:
-                cells = _cell_marginals(wt.view((T, b) + (V,) * N), 2, N)  # N x (T, b, V)
-                out["masked_memory"] = torch.stack(cells, -2).transpose(0, 1)  # (b, T, N, V)
-        if want & {"start_backward", "start_log_scale"}:
-            b0 = (L[:, 0] * bwd.beta[:, 0]) @ A.T  # (b*C, K)
-            n0 = b0.sum(-1)
-            out["start_backward"] = _safe_div(b0, n0[:, None]).view(b, C, K)
-            out["start_log_scale"] = (bwd.log_scale[:, 0] + n0.log()).view(b, C)
-        return MemoryInference(**out)
+        compute = {
+            "memory": lambda: inference.memory_cell_marginals(post.config_posterior, N, V),
+            "posterior": lambda: post.posterior.sum(2),
+            "emission_posterior": lambda: inference.memory_emission_marginals(post.posterior, N, V, S),
+            "loo_posterior": lambda: post.loo_posterior.sum(2),
+            "loo_emission_posterior": lambda: inference.memory_emission_marginals(post.loo_posterior, N, V, S),
+            "loo_memory": lambda: inference.memory_cell_marginals(post.loo_config_posterior, N, V),
+            "start_backward": lambda: post.start_backward,
+            "start_log_scale": lambda: post.start_log_scale,
+        }
+        return MemoryInference(post.log_prob, **{k: f() for k, f in compute.items() if k in want})
 
     def log_prob(self, x: Any, **kwargs) -> Tensor:
         """``log P(x)`` with ``Z_0 ~ initial``: (B,) (0-d for a 1-D sequence).
@@ -686,19 +598,69 @@ class MemoryHMM:
         """``P((M_{J_t}, S_t) | x)``: (B, T, V * S), column ``v * S + s`` of W."""
         return self.infer(x, ("emission_posterior",), **kwargs).emission_posterior
 
-    def masked_posterior(self, x: Any, **kwargs) -> Tensor:
+    def loo_posterior(self, x: Any, **kwargs) -> Tensor:
         """Leave-one-out ``P(Z_t | x_{-t})``: (B, T, N * S). ``x`` is a plain sequence
-        (``Z_0 ~ initial``); for inputs after a mask see :class:`hmmtune.OracleMLM`."""
-        return self.infer(x, ("masked_posterior",), **kwargs).masked_posterior
+        (``Z_0 ~ initial``; ``after_mask=True`` for an input after a mask, as
+        :class:`hmmtune.OracleMLM` passes). Keyword arguments as in :meth:`infer`."""
+        return self.infer(x, ("loo_posterior",), **kwargs).loo_posterior
 
-    def masked_emission_posterior(self, x: Any, **kwargs) -> Tensor:
+    def loo_emission_posterior(self, x: Any, **kwargs) -> Tensor:
         """Leave-one-out ``P((M_{J_t}, S_t) | x_{-t})``: (B, T, V * S); ``@ emission`` gives
         the masked LM's prediction ``G_t(x)`` (docs/theory.md, "Memory-augmented HMMs")."""
-        return self.infer(x, ("masked_emission_posterior",), **kwargs).masked_emission_posterior
+        return self.infer(x, ("loo_emission_posterior",), **kwargs).loo_emission_posterior
+
+    def loo_memory_posterior(self, x: Any, **kwargs) -> Tensor:
+        """Leave-one-out ``P(M_j = v | x_{-t})``: (B, T, N, V) (Theorem M's anchors read these)."""
+        return self.infer(x, ("loo_memory",), **kwargs).loo_memory
+
+    def masked_posterior(self, x: Any, **kwargs) -> Tensor:
+        """Deprecated name of :meth:`loo_posterior` (removed in the next release)."""
+        warn_moved("MemoryHMM.masked_posterior", "MemoryHMM.loo_posterior")
+        return self.loo_posterior(x, **kwargs)
+
+    def masked_emission_posterior(self, x: Any, **kwargs) -> Tensor:
+        """Deprecated name of :meth:`loo_emission_posterior` (removed in the next release)."""
+        warn_moved("MemoryHMM.masked_emission_posterior", "MemoryHMM.loo_emission_posterior")
+        return self.loo_emission_posterior(x, **kwargs)
 
     def masked_memory_posterior(self, x: Any, **kwargs) -> Tensor:
-        """Leave-one-out ``P(M_j = v | x_{-t})``: (B, T, N, V) (Theorem M's anchors read these)."""
-        return self.infer(x, ("masked_memory",), **kwargs).masked_memory
+        """Deprecated name of :meth:`loo_memory_posterior` (removed in the next release)."""
+        warn_moved("MemoryHMM.masked_memory_posterior", "MemoryHMM.loo_memory_posterior")
+        return self.loo_memory_posterior(x, **kwargs)
+
+    # ------------------------------------------------- the oracle's protocol
+    # (hmmtune.models.protocol.OracleModel; docs/theory.md, "Memory-augmented HMMs"). The
+    # mask's hidden state is the pair (configuration c, chain state z): shape (C, K).
+    row_symbol = "V * S"
+
+    @property
+    def mask_state_shape(self) -> tuple[int, int]:
+        """(C, K): the mask's hidden state is (memory configuration, chain state)."""
+        return (self.num_configurations, self.num_states)
+
+    def mask_prior(self) -> Tensor:
+        """(C, K) ``P(M = c, Z_0 = z) = rho(c) initial[z]``, the law of the mask's state."""
+        return self.log_config_prior().exp()[:, None] * self.initial[None, :]
+
+    def prompt_likelihoods(self, prompt: Tensor) -> Tensor:
+        """(k, V * S) likelihood rows over the columns of W -> (k, C, K) over mask states."""
+        return prompt[:, self.read_index()]
+
+    def mask_messages(self, x: Any, *, chunk_size: int | None = None, max_elements: int | None = None) -> MaskMessages:
+        """Backward messages of inputs ``x`` (B, T) to a mask placed before them:
+        ``backward`` (B, C, K) proportional to ``P(x | Z_0 = z, M = c)``, ``log_scale`` (B, C)."""
+        res = self.infer(x, ("start_backward", "start_log_scale"), chunk_size=chunk_size, max_elements=max_elements)
+        if res.start_backward.dim() == 2:
+            return MaskMessages(res.start_backward[None], res.start_log_scale[None])
+        return MaskMessages(res.start_backward, res.start_log_scale)
+
+    def state_marginals(self, joint: Tensor) -> Tensor:
+        """(B, C, K) law of the mask's state -> (B, K), the law of ``Z_0``."""
+        return joint.sum(-2)
+
+    def emission_marginals(self, joint: Tensor) -> Tensor:
+        """(B, C, K) law of the mask's state -> (B, V * S), the law of the emission row read."""
+        return inference.memory_emission_marginals(joint, self.num_cells, self.num_values, self.num_local_states)
 
     # ----------------------------------------------------------------- flatten
     def to_hmm(self, max_elements: int | None = None) -> HMM:
@@ -727,8 +689,8 @@ class MemoryHMM:
                 required=m * m,
                 max_elements=limit,
             )
-        read = self._read_index()
-        prior = self._log_config_prior().exp()
+        read = self.read_index()
+        prior = self.log_config_prior().exp()
         initial = (prior[:, None] * self.initial[None, :]).reshape(-1)
         eye = torch.eye(C, dtype=self.dtype, device=self.device)
         transition = torch.kron(eye, self.transition)
@@ -751,198 +713,24 @@ class MemoryHMM:
 
     # ----------------------------------------------------------------- adapters
     def to_json(self, path=None, **kwargs) -> str:
-        """Serialise (format in ``docs/memory.md``); returns the JSON text."""
-        return memory_hmm_to_json(self, path, **kwargs)
+        """Deprecated: use :func:`hmmtune.io.memory_hmm_to_json` (removed in the next release)."""
+        warn_moved("MemoryHMM.to_json", "hmmtune.io.memory_hmm_to_json")
+        return io_name("memory_hmm_to_json")(self, path, **kwargs)
 
     @classmethod
     def from_json(cls, source, **kwargs) -> "MemoryHMM":
-        """Load from a JSON file path, JSON text or a dict with ``"kind": "memory_hmm"``."""
-        return memory_hmm_from_json(source, **kwargs)
+        """Deprecated: use :func:`hmmtune.io.memory_hmm_from_json` or
+        :func:`hmmtune.io.load_model` (removed in the next release)."""
+        warn_moved("MemoryHMM.from_json", "hmmtune.io.memory_hmm_from_json")
+        return io_name("memory_hmm_from_json")(source, **kwargs)
 
 
-# --------------------------------------------------------------------- JSON
-def memory_hmm_to_json(model: MemoryHMM, path=None, *, exact: bool | None = None, indent: int | None = 1) -> str:
-    """Serialise a :class:`MemoryHMM`; if ``path`` is given also write the file.
-
-    The emission is written as (V, S, n) nested lists; the memory prior as (V,) when
-    every cell shares it, else (N, V). Args as :func:`hmmtune.models.io.hmm_to_json`.
-    """
-    import json
-    from pathlib import Path
-
-    from .io import FORMAT_VERSION, format_entry
-
-    use_exact = model.exact is not None if exact is None else exact
-    if use_exact and model.exact is None:
-        raise ValueError("this model has no exact entries to write; load it from exact JSON or pass exact=False")
-    V, S, n = model.num_values, model.num_local_states, model.num_tokens
-    data: dict[str, Any] = {"kind": "memory_hmm", "format_version": FORMAT_VERSION}
-    if model.name:
-        data["name"] = model.name
-    if model.description:
-        data["description"] = model.description
-    data["num_cells"] = model.num_cells
-    if use_exact:
-        ex = model.exact
-        rows = lambda M: [[format_entry(M[i, j]) for j in range(M.cols)] for i in range(M.rows)]
-        prior = rows(ex["memory_prior"])
-        data["memory_prior"] = prior[0] if model.shared_prior else prior
-        data["initial"] = [format_entry(v) for v in ex["initial"]]
-        data["transition"] = rows(ex["transition"])
-        em = rows(ex["emission"])
-        data["emission"] = [em[v * S : (v + 1) * S] for v in range(V)]
-    else:
-        if model.dtype != torch.float64:
-            data["dtype"] = "float32"  # rows sum to 1 at float32 resolution only
-        prior = model.memory_prior.double().cpu().tolist()
-        data["memory_prior"] = prior[0] if model.shared_prior else prior
-        data["initial"] = model.initial.double().cpu().tolist()
-        data["transition"] = model.transition.double().cpu().tolist()
-        data["emission"] = model.emission.double().cpu().view(V, S, n).tolist()
-    text = json.dumps(data, indent=indent)
-    if path is not None:
-        Path(path).write_text(text + "\n")
-    return text
+#: names that moved to hmmtune.io (deprecated here, removed in the next release)
+_MOVED_TO_IO = ("memory_hmm_to_json", "memory_hmm_from_json")
 
 
-def _depth(value: Any) -> int:
-    d = 0
-    while isinstance(value, list) and value:
-        value, d = value[0], d + 1
-    return d
-
-
-def memory_hmm_from_json(source: Any, *, dtype=None, device=None) -> MemoryHMM:
-    """Load a :class:`MemoryHMM` from a path, JSON text or dict (``"kind": "memory_hmm"``).
-
-    Fields: ``memory_prior`` (V,) or (N, V); ``initial`` (N*S,); ``transition``
-    (N*S, N*S); ``emission`` (V, S, n) or (V*S, n); optional ``num_cells``, ``name``,
-    ``description``, ``dtype`` (``"float32"``, written for float32 models: rows are
-    then checked at float32 resolution and the model loads as float32) and ``parameters``
-    (as for an HMM, :func:`hmmtune.models.io.parse_parameters`: every entry must then be
-    exact, rows sum to 1 for every parameter value, the model is taken at the declared
-    values and keeps the expressions in ``symbolic``). Entries follow the HMM rules (JSON
-    numbers, or strings with exact rationals such as ``"1/3"``); when every entry is exact
-    the model keeps sympy matrices in ``exact`` and exact rows must sum to exactly 1.
-
-    Raises:
-        ModelFileError: naming the file and the field.
-    """
-    import numpy as np
-    import sympy
-
-    from .io import (
-        ModelFileError,
-        _wrap_value_error,
-        check_format_version,
-        exact_at_parameters,
-        load_json_source,
-        parse_entries,
-        parse_parameters,
-        require_exact_entries,
-    )
-
-    data, label = load_json_source(source)
-    check_format_version(data, label)
-    kind = data.get("kind")
-    if kind != "memory_hmm":
-        raise ModelFileError(f"{label}: field 'kind' is {kind!r}, expected 'memory_hmm' (use hmmtune.load_model to dispatch)")
-    num_cells = data.get("num_cells")
-    if num_cells is not None and (not isinstance(num_cells, int) or isinstance(num_cells, bool) or num_cells < 1):
-        raise ModelFileError(f"{label}: field 'num_cells' must be a positive integer, got {_json_repr(num_cells)}")
-    params = parse_parameters(data, label)  # the HMM format's "parameters" (docs/formats.md)
-    symbols = {name: p["symbol"] for name, p in params.items()} or None
-    parsed = {}
-    for field, dims in (("memory_prior", (1, 2)), ("initial", (1,)), ("transition", (2,)), ("emission", (2, 3))):
-        if field not in data:
-            raise ModelFileError(f"{label}: missing field {field!r}")
-        d = _depth(data[field])
-        ndim = d if d in dims else dims[-1]
-        parsed[field] = (ndim, parse_entries(data, field, ndim, label, symbols))
-    if params:
-        require_exact_entries(label, {k: ex for k, (_, (_, ex)) in parsed.items()})
-    vectors = tuple(k for k, (ndim, _) in parsed.items() if ndim == 1)
-
-    def matrices() -> dict:
-        """The exact entries as sympy matrices (emission (V * S, n), vectors as columns)."""
-        out = {}
-        for k, (ndim, (_, ex)) in parsed.items():
-            try:
-                out[k] = sympy.Matrix([row for block in ex for row in block] if ndim == 3 else ex)
-            except ValueError:
-                raise ModelFileError(f"{label}: field {k!r} has rows of different lengths") from None
-        return out
-
-    floats = {k: f for k, (_, (f, _)) in parsed.items()}
-    symbolic = None
-    if params:  # symbolic entries: exact values and floats are taken at the parameter values
-        symbolic = matrices()
-        at_values = exact_at_parameters(label, symbolic, params, vectors=vectors)
-        floats = {k: [float(v) for v in M] if k in vectors else [[float(v) for v in row] for row in M.tolist()] for k, M in at_values.items()}
-    precision = data.get("dtype")
-    if precision is not None:
-        if precision not in ("float32", "float64"):
-            raise ModelFileError(f"{label}: field 'dtype' must be \"float32\" or \"float64\", got {precision!r}")
-        if precision == "float32" and not all(ex is not None for _, (_, ex) in parsed.values()):
-            # numbers written from float32: validate them at float32 resolution
-            floats = {k: np.asarray(f, dtype=np.float32) for k, f in floats.items()}
-            dtype = torch.float32 if dtype is None else dtype
-    model = _wrap_value_error(
-        label,
-        MemoryHMM,
-        floats["memory_prior"],
-        floats["initial"],
-        floats["transition"],
-        floats["emission"],
-        num_cells,
-        dtype=dtype,
-        device=device,
-        name=data.get("name"),
-        description=data.get("description"),
-    )
-    if all(ex is not None for _, (_, ex) in parsed.values()):
-        exact = at_values if params else matrices()
-        for k, ex in exact.items():
-            _check_exact_rows(label, k, ex.T if k in vectors else ex, 1 if k in vectors else 2)
-        if parsed["memory_prior"][0] == 1:
-            exact["memory_prior"] = sympy.Matrix([list(exact["memory_prior"])] * model.num_cells)
-            if symbolic is not None:
-                symbolic["memory_prior"] = sympy.Matrix([list(symbolic["memory_prior"])] * model.num_cells)
-        model.exact = exact
-    if params:
-        model.parameters = params
-        model.symbolic = symbolic
-    return model
-
-
-def _check_exact_rows(label: str, field: str, mat, ndim: int) -> None:
-    """Exact rows of ``mat`` (one row per distribution) are nonnegative and sum to exactly 1."""
-    from .io import ModelFileError
-
-    for i in range(mat.rows):
-        row = list(mat.row(i))
-        where = f"[{i}]" if ndim > 1 else ""
-        for j, e in enumerate(row):
-            if e < 0:
-                raise ModelFileError(f"{label}: field {field!r}{where}[{j}] = {e} is negative")
-        total = sum(row)
-        if total != 1:
-            raise ModelFileError(f"{label}: field {field!r}{' row ' + str(i) if ndim > 1 else ''} sums to {total} exactly, not 1")
-
-
-def _json_repr(v: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(v)
-    except TypeError:
-        return repr(v)
-
-
-def _register() -> None:
-    from .io import LOADERS
-
-    LOADERS["memory_hmm"] = memory_hmm_from_json
-
-
-_register()
+def __getattr__(name: str):
+    if name in _MOVED_TO_IO:
+        warn_moved(f"hmmtune.models.memory.{name}", f"hmmtune.io.{name}")
+        return io_name(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

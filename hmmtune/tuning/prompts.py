@@ -131,7 +131,7 @@ def fit_prompt(
     y = arguments.class_labels("fit_prompt: labels", labels)
     if msgs.backward.shape[0] != y.shape[0]:
         raise ValueError(f"{msgs.backward.shape[0]} inputs but {y.shape[0]} labels")
-    take = lambda ms, idx: type(ms)(*(f[idx] for f in ms))
+    take = lambda ms, idx: type(ms)(*(None if f is None else f[idx] for f in ms))
     has_val = val_messages is not None and val_labels is not None
     if has_val:
         vmsgs = oracle.encode(val_messages)

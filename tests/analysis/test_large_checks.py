@@ -16,7 +16,7 @@ import sympy
 
 from hmmtune.analysis import graph, linalg
 from hmmtune.analysis.linalg import exact_min_norm_preimage, exact_rank, exact_square_solve, structural_rank, to_fmpq_mat
-from hmmtune.models.io import ModelFileError, hmm_from_json, parse_entries
+from hmmtune.io import ModelFileError, hmm_from_json, parse_entries
 
 
 def _rand_rational(rng, lo=-4, hi=4, den=6):
@@ -115,7 +115,7 @@ def test_to_fmpq_mat_fast_path_matches_entrywise():
     ],
 )
 def test_fast_parse_equals_general_parse(value, ndim, monkeypatch):
-    import hmmtune.models.io as io
+    import hmmtune.io.entries as io
 
     fast = parse_entries({"f": value}, "f", ndim, "L")
     monkeypatch.setattr(io, "_fast_exact", lambda *a: None)
@@ -151,7 +151,7 @@ def test_exact_graph_from_flint_matches_float_graph():
 
 
 def test_float_file_fast_path_equals_general_parse(monkeypatch):
-    import hmmtune.models.io as io
+    import hmmtune.io.hmm_json as io
 
     data = {"kind": "hmm", "initial": [0.25, 0.75], "transition": [[0.5, 0.5], [1, 0]], "emission": [[0.1, 0.9], [0.3, 0.7]]}
     fast = hmm_from_json(json.dumps(data))

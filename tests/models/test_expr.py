@@ -16,8 +16,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hmmtune.models.expr import MAX_POWER, ExpressionError, parse_expression
-from hmmtune.models.io import ModelFileError, load_model
+from hmmtune.io.expr import MAX_POWER, ExpressionError, parse_expression
+from hmmtune.io import ModelFileError, load_model
 from hmmtune.analysis.task import load_task
 
 A, B = sympy.Symbol("a", real=True), sympy.Symbol("b", real=True)

@@ -62,7 +62,7 @@ def test_dtype_float32():
     for h in (hmm, f32):
         assert h.log_prob(x).dtype == torch.float32
         assert h.posterior(x).dtype == torch.float32
-        assert h.masked_posterior(x).dtype == torch.float32
+        assert h.loo_posterior(x).dtype == torch.float32
     np.testing.assert_allclose(
         hmm.log_prob(x).numpy(), [np.log(brute_prob(np.array(PI), np.array(A), np.array(B), s)) for s in x], rtol=1e-6
     )
@@ -103,7 +103,7 @@ def test_device(device, dtype):
     assert hmm.to(dtype=dtype).device.type == device
     x = torch.tensor([[0, 1, 2, 3], [3, 2, 2, 0], [2, 2, 2, 2]])
     tol = 1e-12 if dtype == torch.float64 else 2e-6
-    lp, post, mpost = hmm.log_prob(x), hmm.posterior(x), hmm.masked_posterior(x.tolist())
+    lp, post, mpost = hmm.log_prob(x), hmm.posterior(x), hmm.loo_posterior(x.tolist())
     for out in (lp, post, mpost):
         assert out.device.type == device and out.dtype == dtype
     np.testing.assert_allclose(
@@ -190,7 +190,7 @@ def test_float32_rows_are_checked_at_float32_resolution():
         (torch.zeros(2, 2, 2, dtype=torch.long), r"shape \(B, T\)"),
     ],
 )
-@pytest.mark.parametrize("method", ["log_prob", "posterior", "masked_posterior"])
+@pytest.mark.parametrize("method", ["log_prob", "posterior", "loo_posterior"])
 def test_bad_tokens(tokens, pattern, method):
     hmm = HMM(PI, A, B)
     with pytest.raises(ValueError, match=pattern):

@@ -10,7 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hmmtune.models.hmm as hmm_module
+from hmmtune.models import settings as inference_settings
 from hmmtune import HMM, ZeroProbabilityError
 from hmmtune.models import inference
 
@@ -61,7 +61,7 @@ def test_posterior_matches_brute_force(tiny, T):
 def test_masked_posterior_matches_brute_force(tiny, T):
     name, (pi, A, B) = tiny
     x = _batch(name, T)
-    got = HMM(pi, A, B).masked_posterior(np.asarray(x))
+    got = HMM(pi, A, B).loo_posterior(np.asarray(x))
     want = np.stack([brute_masked_posterior(pi, A, B, s) for s in x])
     np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
 
@@ -75,7 +75,7 @@ def test_masked_posterior_first_state_uses_initial():
     hmm = HMM(pi, A, B)
     for tok in range(4):
         if brute_prob(pi, A, B, [tok]) > 0:
-            np.testing.assert_allclose(hmm.masked_posterior([tok]).numpy(), pi[None, :], atol=1e-15)
+            np.testing.assert_allclose(hmm.loo_posterior([tok]).numpy(), pi[None, :], atol=1e-15)
 
 
 @pytest.mark.parametrize("T", [3, 5])
@@ -92,11 +92,11 @@ def test_exhaustive_all_sequences_with_zeros(T):
             assert hmm.log_prob(list(seq)).item() == pytest.approx(np.log(p), rel=1e-12)
             np.testing.assert_allclose(hmm.posterior(list(seq)).numpy(), brute_posterior(pi, A, B, seq), atol=1e-12)
             np.testing.assert_allclose(
-                hmm.masked_posterior(list(seq)).numpy(), brute_masked_posterior(pi, A, B, seq), atol=1e-12
+                hmm.loo_posterior(list(seq)).numpy(), brute_masked_posterior(pi, A, B, seq), atol=1e-12
             )
         else:
             n_zero += 1
-            for fn in (hmm.log_prob, hmm.posterior, hmm.masked_posterior):
+            for fn in (hmm.log_prob, hmm.posterior, hmm.loo_posterior):
                 with pytest.raises(ZeroProbabilityError):
                     fn(list(seq))
     assert n_pos >= 3 and n_zero >= 3, (n_pos, n_zero)  # the model really has both kinds
@@ -108,7 +108,7 @@ def test_single_sequence_shapes():
     x = [0, 1, 1]
     assert hmm.log_prob(x).shape == ()
     assert hmm.posterior(x).shape == (3, 3)
-    assert hmm.masked_posterior(torch.tensor(x)).shape == (3, 3)
+    assert hmm.loo_posterior(torch.tensor(x)).shape == (3, 3)
     assert hmm.log_prob(x).item() == pytest.approx(brute_log_prob(pi, A, B, x), rel=1e-12)
 
 
@@ -149,7 +149,7 @@ def test_float32_matches_brute_force(name):
     x = _batch(name, 6)
     lp = hmm.log_prob(x)
     post = hmm.posterior(x)
-    mpost = hmm.masked_posterior(x)
+    mpost = hmm.loo_posterior(x)
     assert lp.dtype == post.dtype == mpost.dtype == torch.float32
     np.testing.assert_allclose(lp.numpy(), [brute_log_prob(pi, A, B, s) for s in x], rtol=1e-5)
     np.testing.assert_allclose(post.numpy(), np.stack([brute_posterior(pi, A, B, s) for s in x]), atol=2e-6)
@@ -169,11 +169,11 @@ def test_chunked_results_match_brute_force():
     for chunk in (1, 2, 3, 7, 100):
         np.testing.assert_allclose(hmm.log_prob(x, chunk_size=chunk).numpy(), want_lp, rtol=1e-12)
         np.testing.assert_allclose(hmm.posterior(x, chunk_size=chunk).numpy(), want_post, atol=1e-12)
-        np.testing.assert_allclose(hmm.masked_posterior(x, chunk_size=chunk).numpy(), want_mpost, atol=1e-12)
+        np.testing.assert_allclose(hmm.loo_posterior(x, chunk_size=chunk).numpy(), want_mpost, atol=1e-12)
 
 
 def test_default_chunk_knob_is_used(monkeypatch):
-    """With a tiny MAX_CHUNK_ELEMENTS the default path runs in many chunks and still agrees."""
+    """With a tiny chunk_elements setting the default path runs in many chunks and still agrees."""
     pi, A, B = np_params("m3n2")
     hmm = HMM(pi, A, B)
     x = _batch("m3n2", 5, count=6)
@@ -185,9 +185,9 @@ def test_default_chunk_knob_is_used(monkeypatch):
         calls.append(out.shape[0])
         return out
 
-    monkeypatch.setattr(hmm_module, "MAX_CHUNK_ELEMENTS", 2 * 5 * 3)  # two sequences per chunk
     monkeypatch.setattr(inference, "hmm_posterior", spy)
-    got = hmm.posterior(x)
+    with inference_settings.override(chunk_elements=2 * 5 * 3):  # two sequences per chunk
+        got = hmm.posterior(x)
     assert calls == [2, 2, 2]
     np.testing.assert_allclose(got.numpy(), np.stack([brute_posterior(pi, A, B, s) for s in x]), atol=1e-12)
 
@@ -200,7 +200,7 @@ def test_inference_does_not_modify_the_model(batch):
     hmm = HMM(*arrays)
     before = [t.clone() for t in (hmm.initial, hmm.transition, hmm.emission)]
     x = _batch("m3n4", 4, count=batch)
-    for method in (hmm.log_prob, hmm.posterior, hmm.masked_posterior):
+    for method in (hmm.log_prob, hmm.posterior, hmm.loo_posterior):
         method(x)
         method(x, chunk_size=1)
     for t, b in zip((hmm.initial, hmm.transition, hmm.emission), before):
@@ -226,7 +226,7 @@ def _impossible_batch():
     return HMM(pi, A, B), good
 
 
-@pytest.mark.parametrize("method", ["log_prob", "posterior", "masked_posterior"])
+@pytest.mark.parametrize("method", ["log_prob", "posterior", "loo_posterior"])
 @pytest.mark.parametrize("bad_index", [0, 3])
 @pytest.mark.parametrize("chunk_size", [None, 2])
 def test_zero_probability_sequence_names_its_index(method, bad_index, chunk_size):
@@ -250,7 +250,7 @@ def test_zero_probability_first_token():
 
 def test_no_nan_ever_returned_for_impossible_sequences():
     hmm, _ = _impossible_batch()
-    for fn in (hmm.log_prob, hmm.posterior, hmm.masked_posterior):
+    for fn in (hmm.log_prob, hmm.posterior, hmm.loo_posterior):
         with pytest.raises(ZeroProbabilityError):
             fn([0, 0])
 
@@ -325,7 +325,7 @@ def test_property_posteriors_sum_to_one_and_match_brute_force(case):
     pi, A, B, x = case
     hmm = HMM(pi, A, B)
     post = hmm.posterior(x).numpy()
-    mpost = hmm.masked_posterior(x).numpy()
+    mpost = hmm.loo_posterior(x).numpy()
     np.testing.assert_allclose(post.sum(-1), 1.0, atol=1e-12)
     np.testing.assert_allclose(mpost.sum(-1), 1.0, atol=1e-12)
     assert post.min() >= 0 and mpost.min() >= 0
@@ -344,7 +344,7 @@ def test_property_relabelling_states_permutes_posteriors(case, rnd):
     relabelled = HMM(pi[perm], A[np.ix_(perm, perm)], B[perm])
     np.testing.assert_allclose(relabelled.posterior(x).numpy(), orig.posterior(x).numpy()[:, perm], atol=1e-12)
     np.testing.assert_allclose(
-        relabelled.masked_posterior(x).numpy(), orig.masked_posterior(x).numpy()[:, perm], atol=1e-12
+        relabelled.loo_posterior(x).numpy(), orig.loo_posterior(x).numpy()[:, perm], atol=1e-12
     )
     assert relabelled.log_prob(x).item() == pytest.approx(orig.log_prob(x).item(), rel=1e-12, abs=1e-12)
 

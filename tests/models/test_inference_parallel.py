@@ -56,7 +56,7 @@ def test_both_paths_match_brute_force(force, parallel, name, T):
     seqs = list(dict.fromkeys(s for s in cand if brute_prob(pi, A, B, s) > 0))[:6]
     x = torch.tensor(seqs)
     np.testing.assert_allclose(hmm.log_prob(x).numpy(), [brute_log_prob(pi, A, B, s) for s in seqs], rtol=1e-12)
-    post, mpost = hmm.posterior(x).numpy(), hmm.masked_posterior(x).numpy()
+    post, mpost = hmm.posterior(x).numpy(), hmm.loo_posterior(x).numpy()
     for b, s in enumerate(seqs):
         np.testing.assert_allclose(post[b], brute_posterior(pi, A, B, s), atol=1e-12)
         np.testing.assert_allclose(mpost[b], brute_masked_posterior(pi, A, B, s), atol=1e-12)
@@ -90,7 +90,7 @@ def test_paths_agree_at_float64_tolerance(B, T, m, lazy):
     X = inference.TokenLikelihoods(E, tok) if lazy else L
     calls = [
         lambda p: inference.hmm_posterior(pi, A, X, parallel=p),
-        lambda p: inference.hmm_masked_posterior(pi, A, X, parallel=p),
+        lambda p: inference.hmm_loo_posterior(pi, A, X, parallel=p),
         lambda p: inference.hmm_log_prob(pi, A, X, parallel=p),
         lambda p: inference.hmm_start_backward(A, X, parallel=p),
         lambda p: inference.hmm_backward(A, L, parallel=p),
@@ -120,7 +120,7 @@ def test_zero_probability_same_errors_and_allow_zero_results(T):
         Lk, Tk = L[k : k + 7], inference.TokenLikelihoods(B, seqs[k : k + 7])
         for fn in (
             lambda p: inference.hmm_posterior(pi, A, Tk, parallel=p),
-            lambda p: inference.hmm_masked_posterior(pi, A, Tk, parallel=p),
+            lambda p: inference.hmm_loo_posterior(pi, A, Tk, parallel=p),
             lambda p: inference.hmm_log_prob(pi, A, Tk, parallel=p),
             lambda p: inference.hmm_forward(pi, A, Lk, parallel=p),
             lambda p: inference.hmm_backward(A, Lk, parallel=p),
@@ -160,7 +160,7 @@ def test_impossible_sequence_error_through_the_model(force):
     x[1, 0] = 0
     for p in PATHS:
         force(p)
-        for fn in (hmm.log_prob, hmm.posterior, hmm.masked_posterior):
+        for fn in (hmm.log_prob, hmm.posterior, hmm.loo_posterior):
             with pytest.raises(ZeroProbabilityError) as info:
                 fn(x)
             assert info.value.index == 1 and info.value.position == 0
@@ -187,7 +187,7 @@ def test_million_positions_parallel_is_stable_and_exact():
     assert float((post[0] - pi).abs().max()) < 1e-12
     # a model whose emissions do depend on the state: finite, on the simplex
     E2 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]], dtype=torch.float64)
-    mp = inference.hmm_masked_posterior(pi, A, inference.TokenLikelihoods(E2, x))
+    mp = inference.hmm_loo_posterior(pi, A, inference.TokenLikelihoods(E2, x))
     assert bool(torch.isfinite(mp).all()) and float(mp.min()) >= 0
     assert float((mp.sum(-1) - 1).abs().max()) < 1e-12
 
@@ -210,9 +210,9 @@ MEMORY_OUTPUTS = (
     "memory",
     "posterior",
     "emission_posterior",
-    "masked_posterior",
-    "masked_emission_posterior",
-    "masked_memory",
+    "loo_posterior",
+    "loo_emission_posterior",
+    "loo_memory",
     "start_backward",
     "start_log_scale",
 )
@@ -268,7 +268,7 @@ def test_cuda_matches_cpu(parallel):
     hmm = HMM(pi, A, E)
     x, _ = hmm.sample(4, 500, seed=2)
     cuda = hmm.to(device="cuda")
-    for name in ("log_prob", "posterior", "masked_posterior"):
+    for name in ("log_prob", "posterior", "loo_posterior"):
         want = getattr(hmm, name)(x)
         got = getattr(cuda, name)(x.cuda())
         assert got.device.type == "cuda"

@@ -13,7 +13,7 @@ import pytest
 from hmmtune import HMM, load_model
 from hmmtune.analysis.task import load_task
 from hmmtune.models import limits
-from hmmtune.models.io import ModelFileError
+from hmmtune.io import ModelFileError
 
 SMALL = {"kind": "hmm", "format_version": 1, "initial": [1, 0], "transition": [[1, 0], [0, 1]], "emission": [[1, 0], [0, 1]]}
 

@@ -18,16 +18,16 @@ from memory_reference import brute_force, random_memory_arrays, token_factors  #
 
 import hmmtune  # noqa: E402
 from hmmtune.models import inference  # noqa: E402
-from hmmtune.models.io import ModelFileError, load_model  # noqa: E402
+from hmmtune.io import ModelFileError, load_model, memory_hmm_to_json  # noqa: E402
 from hmmtune.models.memory import MAX_MEMORY_ELEMENTS, InferenceTooLargeError, MemoryHMM  # noqa: E402
 
 ALL_OUTPUTS = (
     "memory",
     "posterior",
     "emission_posterior",
-    "masked_posterior",
-    "masked_emission_posterior",
-    "masked_memory",
+    "loo_posterior",
+    "loo_emission_posterior",
+    "loo_memory",
     "start_backward",
     "start_log_scale",
 )
@@ -63,17 +63,17 @@ def test_posteriors_match_brute_force(name, zeros):
     np.testing.assert_allclose(res.memory.numpy(), ref["memory"], atol=1e-12)
     np.testing.assert_allclose(res.posterior.numpy(), ref["z"], atol=1e-12)
     np.testing.assert_allclose(res.emission_posterior.numpy(), ref["row"], atol=1e-12)
-    np.testing.assert_allclose(res.masked_posterior.numpy(), ref["loo_z"], atol=1e-12)
-    np.testing.assert_allclose(res.masked_emission_posterior.numpy(), ref["loo_row"], atol=1e-12)
-    np.testing.assert_allclose(res.masked_memory.numpy(), ref["loo_memory"], atol=1e-12)
+    np.testing.assert_allclose(res.loo_posterior.numpy(), ref["loo_z"], atol=1e-12)
+    np.testing.assert_allclose(res.loo_emission_posterior.numpy(), ref["loo_row"], atol=1e-12)
+    np.testing.assert_allclose(res.loo_memory.numpy(), ref["loo_memory"], atol=1e-12)
     # The convenience methods return the same fields.
     np.testing.assert_allclose(model.log_prob(x).numpy(), np.log(ref["prob"]), rtol=1e-11)
     np.testing.assert_allclose(model.memory_posterior(x).numpy(), ref["memory"], atol=1e-12)
-    np.testing.assert_allclose(model.masked_memory_posterior(x).numpy(), ref["loo_memory"], atol=1e-12)
+    np.testing.assert_allclose(model.loo_memory_posterior(x).numpy(), ref["loo_memory"], atol=1e-12)
     np.testing.assert_allclose(model.emission_posterior(x).numpy(), ref["row"], atol=1e-12)
-    np.testing.assert_allclose(model.masked_emission_posterior(x).numpy(), ref["loo_row"], atol=1e-12)
+    np.testing.assert_allclose(model.loo_emission_posterior(x).numpy(), ref["loo_row"], atol=1e-12)
     np.testing.assert_allclose(model.posterior(x).numpy(), ref["z"], atol=1e-12)
-    np.testing.assert_allclose(model.masked_posterior(x).numpy(), ref["loo_z"], atol=1e-12)
+    np.testing.assert_allclose(model.loo_posterior(x).numpy(), ref["loo_z"], atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["N1", "N2", "N3"])
@@ -104,11 +104,11 @@ def test_leave_one_out_counts_configurations_that_cannot_emit_the_left_out_token
     """
     model = MemoryHMM([0.5, 0.5], [1.0], [[1.0]], [[[1.0, 0.0]], [[0.5, 0.5]]])
     x = torch.tensor([[0, 0, 1, 0]])
-    res = model.infer(x, ("memory", "masked_memory"))
+    res = model.infer(x, ("memory", "loo_memory"))
     np.testing.assert_allclose(res.memory[0, 0].numpy(), [0.0, 1.0], atol=1e-15)
-    np.testing.assert_allclose(res.masked_memory[0, 2, 0].numpy(), [8 / 9, 1 / 9], rtol=1e-13)
+    np.testing.assert_allclose(res.loo_memory[0, 2, 0].numpy(), [8 / 9, 1 / 9], rtol=1e-13)
     # Positions other than 2 still see token 1, so value 0 stays impossible there.
-    np.testing.assert_allclose(res.masked_memory[0, [0, 1, 3], 0, 0].numpy(), 0.0, atol=1e-15)
+    np.testing.assert_allclose(res.loo_memory[0, [0, 1, 3], 0, 0].numpy(), 0.0, atol=1e-15)
     np.testing.assert_allclose(res.log_prob.item(), math.log(0.5 * 0.5**4), rtol=1e-13)
 
 
@@ -143,18 +143,18 @@ def test_posteriors_match_flattened_hmm(name):
     res = model.infer(x, ALL_OUTPUTS)
     np.testing.assert_allclose(res.log_prob.numpy(), hmm.log_prob(x).numpy(), rtol=1e-11)
     post = hmm.posterior(x).numpy()
-    loo = hmm.masked_posterior(x).numpy()
+    loo = hmm.loo_posterior(x).numpy()
     np.testing.assert_allclose(res.posterior.numpy(), _aggregate(post, flat_z, K), atol=1e-12)
     np.testing.assert_allclose(res.emission_posterior.numpy(), _aggregate(post, flat_row, V * S), atol=1e-12)
-    np.testing.assert_allclose(res.masked_posterior.numpy(), _aggregate(loo, flat_z, K), atol=1e-12)
-    np.testing.assert_allclose(res.masked_emission_posterior.numpy(), _aggregate(loo, flat_row, V * S), atol=1e-12)
+    np.testing.assert_allclose(res.loo_posterior.numpy(), _aggregate(loo, flat_z, K), atol=1e-12)
+    np.testing.assert_allclose(res.loo_emission_posterior.numpy(), _aggregate(loo, flat_row, V * S), atol=1e-12)
     pc = _aggregate(post[:, 0], flat_c, C)  # P(M = c | x): the memory is fixed, read it at t = 0
     mem = np.stack([_aggregate(pc, configs[:, j], V) for j in range(N)], 1)
     np.testing.assert_allclose(res.memory.numpy(), mem, atol=1e-12)
     for t in range(x.shape[1]):
         lc = _aggregate(loo[:, t], flat_c, C)
         np.testing.assert_allclose(
-            res.masked_memory[:, t].numpy(), np.stack([_aggregate(lc, configs[:, j], V) for j in range(N)], 1), atol=1e-12
+            res.loo_memory[:, t].numpy(), np.stack([_aggregate(lc, configs[:, j], V) for j in range(N)], 1), atol=1e-12
         )
 
 
@@ -383,7 +383,7 @@ def test_size_guard_refuses_before_allocating():
     assert isinstance(e, ValueError)
     # Posteriors keep every position's messages: V^N * N * S * T.
     with pytest.raises(InferenceTooLargeError) as err:
-        model.masked_posterior(torch.zeros(3, 100, dtype=torch.long))
+        model.loo_posterior(torch.zeros(3, 100, dtype=torch.long))
     assert err.value.required == 10**9 * 9 * 100
     assert "V^N x N*S x T = 10^9 x 9*1 x 100" in str(err.value)
     with pytest.raises(InferenceTooLargeError, match="flattened HMM"):
@@ -429,17 +429,17 @@ def test_single_sequence_drops_the_batch_axis():
 def test_long_sequences_stay_finite():
     model = hmmtune.paper_memory_hmm(3, emission_temp=1.0, seed=0)
     x = model.sample(2, 5000, seed=1).tokens
-    res = model.infer(x, ("memory", "masked_memory"))
+    res = model.infer(x, ("memory", "loo_memory"))
     # exp(log_prob) underflows float64 (below about -745): only scaled recursions get here.
     assert torch.isfinite(res.log_prob).all() and res.log_prob.max() < -2000
     torch.testing.assert_close(res.memory.sum(-1), torch.ones(2, 1, dtype=torch.float64))
-    assert torch.isfinite(res.masked_memory).all()
+    assert torch.isfinite(res.loo_memory).all()
 
 
 # --------------------------------------------------------------------------- JSON
 def test_json_round_trip_float_and_exact(tmp_path):
     model, _, T = make("N2", seed=4)
-    text = model.to_json(tmp_path / "m.json")
+    text = memory_hmm_to_json(model, tmp_path / "m.json")
     data = json.loads(text)
     assert data["kind"] == "memory_hmm" and np.shape(data["emission"]) == (2, 2, 3)
     back = load_model(tmp_path / "m.json")
@@ -448,10 +448,10 @@ def test_json_round_trip_float_and_exact(tmp_path):
         assert torch.equal(getattr(back, k), getattr(model, k))
     ex = hmmtune.load_example("memory")
     assert ex.exact is not None and not ex.shared_prior
-    again = load_model(ex.to_json())
+    again = load_model(memory_hmm_to_json(ex))
     assert again.exact == ex.exact
     with pytest.raises(ValueError, match="no exact entries"):
-        model.to_json(exact=True)
+        memory_hmm_to_json(model, exact=True)
 
 
 def test_json_shared_prior_and_flat_emission():
@@ -464,7 +464,7 @@ def test_json_shared_prior_and_flat_emission():
     }
     model = load_model(data)
     assert (model.num_cells, model.num_values, model.num_local_states) == (1, 2, 2)
-    assert model.shared_prior and json.loads(model.to_json())["memory_prior"] == ["1/3", "2/3"]
+    assert model.shared_prior and json.loads(memory_hmm_to_json(model))["memory_prior"] == ["1/3", "2/3"]
     import sympy
 
     assert model.exact["memory_prior"][0, 1] == sympy.Rational(2, 3)
@@ -573,22 +573,22 @@ def test_property_agrees_with_flattened_hmm_on_any_shape(N, V, S, n, T, seed, ze
     model = MemoryHMM(*arrays)
     x = model.sample(3, T, seed=seed).tokens
     hmm = model.to_hmm()
-    res = model.infer(x, ("memory", "posterior", "masked_emission_posterior", "masked_memory"))
+    res = model.infer(x, ("memory", "posterior", "loo_emission_posterior", "loo_memory"))
     np.testing.assert_allclose(res.log_prob.numpy(), hmm.log_prob(x).numpy(), rtol=1e-10, atol=1e-12)
     configs, flat_c, flat_z, flat_row = _flat_maps(N, V, S)
-    loo = hmm.masked_posterior(x).numpy()
-    np.testing.assert_allclose(res.masked_emission_posterior.numpy(), _aggregate(loo, flat_row, V * S), atol=1e-10)
+    loo = hmm.loo_posterior(x).numpy()
+    np.testing.assert_allclose(res.loo_emission_posterior.numpy(), _aggregate(loo, flat_row, V * S), atol=1e-10)
     np.testing.assert_allclose(res.posterior.numpy(), _aggregate(hmm.posterior(x).numpy(), flat_z, N * S), atol=1e-10)
     # Posteriors are distributions.
     np.testing.assert_allclose(res.memory.sum(-1).numpy(), 1.0, rtol=1e-12)
-    np.testing.assert_allclose(res.masked_memory.sum(-1).numpy(), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(res.loo_memory.sum(-1).numpy(), 1.0, rtol=1e-12)
 
 
 def test_empty_batch_gives_empty_results():
     model = hmmtune.load_example("memory")
     x = torch.zeros(0, 5, dtype=torch.long)
     res = model.infer(x, ALL_OUTPUTS)
-    assert res.memory.shape == (0, 2, 2) and res.masked_emission_posterior.shape == (0, 5, 4)
+    assert res.memory.shape == (0, 2, 2) and res.loo_emission_posterior.shape == (0, 5, 4)
     assert hmmtune.OracleMLM(model).mask_prediction(x).shape == (0, 3)
 
 
@@ -597,7 +597,7 @@ def test_float32_models_validate_at_their_resolution_and_round_trip_through_json
     f32 = [np.asarray(a, dtype=np.float32) for a in (prior, initial, transition, emission)]
     model = MemoryHMM(*f32, dtype=torch.float32)
     assert model.dtype == torch.float32
-    text = model.to_json()
+    text = memory_hmm_to_json(model)
     assert json.loads(text)["dtype"] == "float32"
     back = load_model(text)
     assert back.dtype == torch.float32 and torch.equal(back.emission, model.emission)

@@ -10,6 +10,7 @@ from pyro import poutine
 from pyro.infer import TraceEnum_ELBO
 
 from hmmtune import HMM
+from hmmtune.io import hmm_to_pyro_discrete_hmm
 
 from conftest import brute_log_prob, brute_posterior, brute_prob, np_params, positive_sequences
 
@@ -98,7 +99,7 @@ def test_discrete_hmm_log_prob(tiny, T):
     name, (pi, A, B) = tiny
     hmm = HMM(pi, A, B)
     x = _batch(name, T, count=4)
-    d = hmm.to_pyro_discrete_hmm(T)
+    d = hmm_to_pyro_discrete_hmm(hmm, T)
     assert isinstance(d, pyro.distributions.DiscreteHMM)
     got = d.log_prob(x)
     np.testing.assert_allclose(got.numpy(), hmm.log_prob(x).numpy(), rtol=1e-12, atol=1e-12)
@@ -114,11 +115,11 @@ def test_discrete_hmm_singular_transition():
     hmm = HMM(pi, A, B)
     x = torch.tensor([[0, 1, 1], [1, 1, 0]])
     np.testing.assert_allclose(
-        hmm.to_pyro_discrete_hmm(3).log_prob(x).numpy(), [brute_log_prob(pi, A, B, s) for s in x.numpy()], rtol=1e-12
+        hmm_to_pyro_discrete_hmm(hmm, 3).log_prob(x).numpy(), [brute_log_prob(pi, A, B, s) for s in x.numpy()], rtol=1e-12
     )
 
 
 def test_discrete_hmm_bad_length():
     hmm = HMM(*np_params("m2n2"))
     with pytest.raises(ValueError, match="length"):
-        hmm.to_pyro_discrete_hmm(0)
+        hmm_to_pyro_discrete_hmm(hmm, 0)
