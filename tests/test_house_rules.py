@@ -13,17 +13,6 @@ import hmmtune
 PACKAGE = Path(hmmtune.__file__).resolve().parent
 #: the deprecated aliases of moved modules (they forward to hmmtune.io for one release)
 SHIMS = {"models/io.py", "models/expr.py", "models/_deprecated.py"}
-#: Private imports in rooms that other branches of issue 10 are rebuilding (analysis/ on
-#: issue-10b, tuning/ on issue-10c): empty this set when they are merged.
-KNOWN_ELSEWHERE = {
-    "analysis/certificates.py:26: from hmmtune.analysis.linalg import _fmpq_to_sympy",
-    "analysis/conditions.py:30: from hmmtune.analysis.linalg import _fmpq_to_sympy",
-    "tuning/attention.py:30: from hmmtune.tuning.heads import _check_xy",
-    "tuning/attention.py:30: from hmmtune.tuning.heads import _num_classes",
-    "tuning/attention.py:30: from hmmtune.tuning.heads import _Standardizer",
-    "tuning/prompts.py:31: from hmmtune.tuning.heads import _num_classes",
-    "tuning/prompts.py:31: from hmmtune.tuning.heads import _Standardizer",
-}
 
 
 def _modules():
@@ -118,4 +107,4 @@ def test_no_module_imports_a_private_name_from_another():
                 and aliases[node.value.id] != modname
             ):
                 bad.append(f"{rel}:{node.lineno}: {node.value.id}.{node.attr}")
-    assert sorted(set(bad) - KNOWN_ELSEWHERE) == []
+    assert sorted(set(bad)) == []

@@ -53,7 +53,7 @@ def model_dict(pi, A, B, **extra) -> dict:
 
 def exact_model(pi, A, B, **extra):
     """An exact HMM loaded from a dict (entries converted to Fractions first)."""
-    from hmmtune.models.io import hmm_from_json
+    from hmmtune.io import hmm_from_json
 
     return hmm_from_json(model_dict(to_fracs(pi), to_fracs(A), to_fracs(B), **extra))
 

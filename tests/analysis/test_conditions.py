@@ -430,7 +430,7 @@ def test_prompt_condition_survives_inputs_impossible_from_the_support():
     # W = I (every condition holds); S = Succ({0}) = {0, 1} covers R = {0, 1}; inputs that
     # start with token 2 come from state 2 only, so the prompted posterior is 0/0 there,
     # and mu . p_0 = 0 on them (ties).
-    from hmmtune.models.io import hmm_from_json
+    from hmmtune.io import hmm_from_json
 
     model = hmm_from_json(ZERO_SUPPORT)
     c = prompt_condition(model, {"mu": [1, -1, 0]}, **FEW)

@@ -15,7 +15,7 @@ import sympy
 
 import hmmtune
 from hmmtune.analysis import check, parametric_conditions
-from hmmtune.models.io import hmm_from_json
+from hmmtune.io import hmm_from_json
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sympy
 
 from hmmtune.analysis import check
-from hmmtune.models.io import hmm_from_json
+from hmmtune.io import hmm_from_json
 
 from test_parametric import W_at, grid, locus_points, one_param
 

@@ -19,8 +19,9 @@ import sympy
 import hmmtune
 from hmmtune.analysis import check, memory_parametric_conditions
 from hmmtune.cli import main
-from hmmtune.models.io import ModelFileError
-from hmmtune.models.memory import MemoryHMM, memory_hmm_from_json
+from hmmtune.io import ModelFileError
+from hmmtune.io import memory_hmm_from_json, memory_hmm_to_json
+from hmmtune.models.memory import MemoryHMM
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
@@ -80,7 +81,7 @@ def test_memory_file_declares_parameters_like_an_hmm_file():
     assert abs(float(model.emission[0, 1]) - 0.75) < 1e-15  # floats taken at the value
     assert isinstance(hmmtune.load_model(json.dumps(data)), MemoryHMM)
     # the same model written without parameters, at a = 1/4, is the same model
-    plain = memory_hmm_from_json(json.loads(model.to_json()))
+    plain = memory_hmm_from_json(json.loads(memory_hmm_to_json(model)))
     assert plain.parameters is None and plain.exact == model.exact
 
 

@@ -207,7 +207,7 @@ def test_one_trial_grid_confirms_a_locus_when_the_declared_value_lies_on_it():
     (``trial_values``): with the value on the locus it is the first grid point off it, and
     sympy's own rank there is full."""
     from hmmtune.analysis.parametric import trial_values
-    from hmmtune.models.io import hmm_from_json
+    from hmmtune.io import hmm_from_json
 
     data = json.loads((ANALYSIS.parent / "examples" / "parametric.json").read_text())
     data["parameters"]["a"]["value"] = "1/2"  # on the locus a = 1/2
