@@ -52,6 +52,9 @@ __all__ = [
     "hmm_start_backward",
     "hmm_log_prob",
     "use_time_parallel",
+    "use_compiled",
+    "prepare_compiled",
+    "compiled_ready",
     "chunked",
     "ConfigLikelihoods",
     "MemoryForwardResult",
@@ -370,6 +373,149 @@ class _Columns:
         return torch.index_select(self._table, 0, self._tokens[t], out=self._buf)
 
 
+# ------------------------------------------------------------------ compiled path
+#: The compiled path (numba machine code, :mod:`hmmtune.models.kernels`) for posteriors,
+#: leave-one-out posteriors, ``log_prob`` and the backward message to a mask: ``None``
+#: (default) lets :func:`use_compiled` decide; ``True`` takes it wherever it applies (CPU,
+#: float32 / float64, no gradient asked); ``False`` never. Same results to float rounding.
+COMPILED: bool | None = None
+
+#: Cost-rule constants of the compiled path (seconds; measured by
+#: ``bench/calibrate_paths.py`` on a 2-core x86 machine, docs/inference.md, "Compiled
+#: kernels"). ``COST_KERNEL_STEP``: fixed cost of one step of a pass; ``COST_KERNEL_MAC``:
+#: one multiply-add of the step's product written as loops (``m < kernels.BLAS_FROM``),
+#: ``COST_KERNEL_LOOP_ELEM`` the rest of their work per (sequence, position, state);
+#: ``COST_KERNEL_BLAS_MAC``: the same as one BLAS product; ``COST_KERNEL_ELEM``: the
+#: elementwise work per (sequence, position, state); ``COST_KERNEL_SETUP``: the one-off cost
+#: per process of importing numba and loading the machine code from numba's disk cache;
+#: ``COST_KERNEL_MIN``: calls whose torch estimate is below this stay on torch (nothing a
+#: user would notice to gain).
+COST_KERNEL_STEP = 0.15e-6
+COST_KERNEL_MAC = 0.3e-9
+COST_KERNEL_LOOP_ELEM = 7e-9
+COST_KERNEL_BLAS_MAC = 0.046e-9
+COST_KERNEL_ELEM = 1.6e-9
+COST_KERNEL_SETUP = 0.6
+COST_KERNEL_MIN = 2e-3
+
+_kernels = None  # the loaded module
+_kernels_missing = False
+_saved_so_far = 0.0  # estimated seconds the compiled path would have saved in this process
+
+
+def compiled_ready() -> bool:
+    """Whether the compiled kernels are loaded in this process (so they cost no setup)."""
+    return _kernels is not None
+
+
+def prepare_compiled() -> bool:
+    """Import numba and load (or, the first time on a machine, compile) the kernels now,
+    so that the cost rule no longer charges their one-off setup. Returns False where numba
+    is not installed. Long-running processes (benchmarks, sweeps) may call it once."""
+    global _kernels, _kernels_missing
+    if _kernels is None and not _kernels_missing:
+        try:
+            from . import kernels
+        except ImportError:
+            _kernels_missing = True
+            return False
+        _kernels = kernels
+    return _kernels is not None
+
+
+def _estimates(B: int, T: int, m: int) -> tuple[float, float, float]:
+    """Estimated seconds of one forward-backward on the (sequential, time-parallel,
+    compiled) paths (the compiled estimate without its setup)."""
+    seq = 2 * T * (COST_STEP + COST_SEQ_MAC * B * m * m)
+    par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
+    if m < 16:  # kernels.BLAS_FROM: the step written as loops
+        comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m)
+    else:  # one BLAS product per step
+        comp = 2 * T * (COST_KERNEL_STEP + B * (COST_KERNEL_BLAS_MAC * m * m + COST_KERNEL_ELEM * m))
+    return seq, par, comp
+
+
+def use_compiled(B: int, T: int, m: int) -> bool:
+    """The cost rule of the compiled path: whether a call on ``B`` sequences of ``T``
+    tokens with ``m`` states (on the CPU, no gradient) takes it.
+
+    It compares the estimates of :func:`_estimates`: the torch paths (see
+    :func:`use_time_parallel`) against ``2 B T (COST_KERNEL_MAC m^2 + COST_KERNEL_LOOP_ELEM m)``
+    (loops, ``m < 16``) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
+    COST_KERNEL_ELEM m))`` (BLAS), and takes the compiled path when its estimate is below
+    the best torch estimate and that one exceeds ``COST_KERNEL_MIN``. Until the kernels are loaded in the
+    process, the compiled path also owes ``COST_KERNEL_SETUP``: it is taken once the time it
+    would have saved over this process's calls adds up to that (or at once, for a call
+    that saves that much alone); after that, whenever it is cheaper. :data:`COMPILED`
+    overrides the rule.
+    """
+    global _saved_so_far
+    if COMPILED is not None:
+        return bool(COMPILED) and prepare_compiled()
+    if _kernels_missing:
+        return False
+    seq, par, comp = _estimates(B, T, m)
+    if TIME_PARALLEL is not None:
+        best = par if TIME_PARALLEL else seq
+    else:
+        best = min(seq, par)
+    if best < COST_KERNEL_MIN or comp >= best:  # nothing to notice, or not cheaper
+        return False
+    if _kernels is None:
+        _saved_so_far += best - comp
+        if _saved_so_far < COST_KERNEL_SETUP:
+            return False
+        return prepare_compiled()
+    return True
+
+
+def _compiled_inputs(likelihoods, *params: Tensor):
+    """numpy views for the kernels: (tokens (B, T) int64, table (K, m), *params), all in
+    the likelihoods' dtype; None where the compiled path does not apply (a device other
+    than the CPU, a dtype other than float32 / float64, a gradient asked, mixed dtypes)."""
+    t = likelihoods.emission if isinstance(likelihoods, TokenLikelihoods) else likelihoods
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return None
+    if any(p.device.type != "cpu" or p.dtype != t.dtype for p in params):
+        return None
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (t, *params)):
+        return None
+    import numpy as np
+
+    if isinstance(likelihoods, TokenLikelihoods):
+        table = likelihoods.emission.detach().T.contiguous().numpy()
+        tokens = likelihoods.tokens.detach().to(torch.int64).contiguous().numpy()
+    else:
+        B, T, m = likelihoods.shape
+        table = likelihoods.detach().reshape(B * T, m).contiguous().numpy()
+        tokens = np.arange(B * T, dtype=np.int64).reshape(B, T)
+    return (tokens, table, *(p.detach().contiguous().numpy() for p in params))
+
+
+def _compiled(parallel: bool | None, likelihoods, *params: Tensor):
+    """Kernel inputs when this call takes the compiled path, else None."""
+    if parallel is True or COMPILED is False:
+        return None
+    B, T, m = likelihoods.shape
+    if B * T == 0:
+        return None
+    if COMPILED is None and (TIME_PARALLEL is True and parallel is None):
+        return None
+    args = _compiled_inputs(likelihoods, *params)
+    if args is None or not use_compiled(B, T, m):
+        return None
+    return args
+
+
+def _raise_first_zero(first: Tensor, T: int, what: str) -> None:
+    """Raise as :func:`_raise_zero` would on normalisers that vanish from ``first[b]`` on."""
+    if bool((first >= 0).any()):
+        norms = torch.ones(T, first.shape[0], dtype=torch.float64)
+        for b in torch.nonzero(first >= 0)[:, 0].tolist():
+            norms[int(first[b]) :, b] = 0.0
+        _raise_zero(norms, what)
+
+
 # ------------------------------------------------------------------ time-parallel path
 #: Force the inference path: ``None`` (default) lets :func:`use_time_parallel` decide from
 #: (B, T, m); ``True`` / ``False`` force the time-parallel / sequential path everywhere.
@@ -382,8 +528,8 @@ TIME_PARALLEL: bool | None = None
 #: tensors); ``COST_SEQ_MAC``: one multiply-add of a step's ``(B, m) x (m, m)`` product;
 #: ``COST_PAR_MAC``: one multiply-add of the block products ``(K B m, m) x (m, m)``;
 #: ``COST_PAR_ELEM``: the elementwise work (scaling, normalising) per entry of those products.
-COST_STEP = 12e-6
-COST_SEQ_MAC = 1.0e-9
+COST_STEP = 16e-6
+COST_SEQ_MAC = 0.07e-9
 COST_PAR_MAC = 0.5e-9
 COST_PAR_ELEM = 5e-9
 
@@ -696,6 +842,13 @@ def hmm_log_prob(
         ZeroProbabilityError: a sequence has probability zero (unless ``allow_zero``).
     """
     B, T, m = likelihoods.shape
+    args = _compiled(parallel, likelihoods, initial, transition)
+    if args is not None:
+        tokens, table, init, trans = args
+        ll, first = _kernels.log_prob(tokens, init, trans, table)
+        if not allow_zero:
+            _raise_first_zero(torch.from_numpy(first), T, "forward pass")
+        return torch.from_numpy(ll).to(initial.dtype)
     if T > 1 and _parallel(parallel, likelihoods.shape):
         bl = _Blocks(likelihoods)
         X, ls = _block_products(bl, initial, transition)
@@ -731,6 +884,13 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, loo: bool, paralle
     column directly (no transposed copy), so peak memory is about one output tensor.
     """
     B, T, m = likelihoods.shape
+    args = _compiled(parallel, likelihoods, initial, transition)
+    if args is not None:
+        tokens, table, init, trans = args
+        out, fzero, bzero = _kernels.smooth(tokens, init, trans, table, loo)
+        _raise_first_zero(torch.from_numpy(fzero), T, "forward pass")
+        _raise_first_zero(torch.from_numpy(bzero).clamp(max=0), T, "backward pass")  # torch's loop reports position 0
+        return torch.from_numpy(out).transpose(0, 1)
     if T > 1 and _parallel(parallel, likelihoods.shape):
         res = _smooth_parallel(initial, transition, likelihoods, loo)
         if res is not None:
@@ -838,6 +998,14 @@ def hmm_start_backward(transition: Tensor, likelihoods, *, parallel: bool | None
         (B, m) normalised ``beta_0``.
     """
     B, T, m = likelihoods.shape
+    args = _compiled(parallel, likelihoods, transition)
+    if args is not None:
+        tokens, table, trans = args
+        b0, first = _kernels.start_backward(tokens, trans, table)
+        first = torch.from_numpy(first)
+        _raise_first_zero(torch.where(first >= 1, 0, -1), T, "backward pass")  # torch's loop reports position 0
+        _raise_first_zero(torch.where(first == 0, 0, -1), 1, "backward pass to the mask")
+        return torch.from_numpy(b0)
     if T > 1 and _parallel(parallel, likelihoods.shape):
         bl = _Blocks(likelihoods)
         X, ls = _block_products(bl, None, transition)

@@ -57,7 +57,7 @@ def _propagate(src, mat, dst, small):
         np.dot(src, mat, dst)
 
 @_njit
-def _forward_rows(tokens, table, t, pred, filt, logs, first_zero):
+def _forward_rows(tokens, table, t, pred, filt, logs, carry, first_zero):
     # filt[b] = pred[b] * table[tokens[b, t]] normalised; returns nothing
     B, m = pred.shape
     for b in range(B):
@@ -71,13 +71,19 @@ def _forward_rows(tokens, table, t, pred, filt, logs, first_zero):
             inv = 1.0 / s
             for j in range(m):
                 filt[b, j] *= inv
-            logs[b] += np.log(s)
+            # compensated (Kahan) sum of the log normalisers: a plain running sum loses
+            # about 1e-11 relative over a million positions; torch's pairwise sum does not
+            y = np.log(s) - carry[b]
+            z = logs[b] + y
+            carry[b] = (z - logs[b]) - y
+            logs[b] = z
         else:
             for j in range(m):
                 filt[b, j] = 0.0
             logs[b] = -np.inf
             if first_zero[b] < 0:
                 first_zero[b] = t
+
 
 @_njit
 def _backward_step(tokens, table, t, beta, tmp, at, small, first_zero):
@@ -102,6 +108,7 @@ def _backward_step(tokens, table, t, beta, tmp, at, small, first_zero):
             if first_zero[b] < 0:
                 first_zero[b] = t
 
+
 @_njit
 def _smooth(tokens, initial, transition, table, masked):
     B, T = tokens.shape
@@ -112,6 +119,7 @@ def _smooth(tokens, initial, transition, table, masked):
     pred = np.empty((B, m), dt)
     filt = np.empty((B, m), dt)
     logs = np.zeros(B, np.float64)
+    carry = np.zeros(B, np.float64)
     fzero = np.full(B, -1, np.int64)
     bzero = np.full(B, -1, np.int64)
     for b in range(B):
@@ -119,7 +127,7 @@ def _smooth(tokens, initial, transition, table, masked):
     for t in range(T):
         if masked:
             out[t] = pred
-        _forward_rows(tokens, table, t, pred, filt, logs, fzero)
+        _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
         if not masked:
             out[t] = filt
         if t + 1 < T:
@@ -151,11 +159,12 @@ def _log_prob(tokens, initial, transition, table):
     pred = np.empty((B, m), dt)
     filt = np.empty((B, m), dt)
     logs = np.zeros(B, np.float64)
+    carry = np.zeros(B, np.float64)
     fzero = np.full(B, -1, np.int64)
     for b in range(B):
         pred[b] = initial
     for t in range(T):
-        _forward_rows(tokens, table, t, pred, filt, logs, fzero)
+        _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
         if t + 1 < T:
             _propagate(filt, transition, pred, small)
     return logs, fzero

@@ -181,13 +181,13 @@ def test_million_positions_parallel_is_stable_and_exact():
     x = torch.randint(0, 3, (1, T), generator=torch.Generator().manual_seed(0))
     X = inference.TokenLikelihoods(E, x)
     assert inference.use_time_parallel(1, T, 3)
-    lp = inference.hmm_log_prob(pi, A, X)
+    lp = inference.hmm_log_prob(pi, A, X, parallel=True)
     assert float(lp[0]) == pytest.approx(float(e.log()[x].sum()), rel=1e-11)
-    post = inference.hmm_posterior(pi, A, X)
+    post = inference.hmm_posterior(pi, A, X, parallel=True)
     assert float((post[0] - pi).abs().max()) < 1e-12
     # a model whose emissions do depend on the state: finite, on the simplex
     E2 = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]], dtype=torch.float64)
-    mp = inference.hmm_loo_posterior(pi, A, inference.TokenLikelihoods(E2, x))
+    mp = inference.hmm_loo_posterior(pi, A, inference.TokenLikelihoods(E2, x), parallel=True)
     assert bool(torch.isfinite(mp).all()) and float(mp.min()) >= 0
     assert float((mp.sum(-1) - 1).abs().max()) < 1e-12
 
