@@ -9,7 +9,9 @@ new / base (below 1: faster).
 Cases: ``HMM.posterior`` / the leave-one-out posterior / ``log_prob`` at m = 32 on
 (400, 256) and m = 8 on (1, 100000); the memory HMM oracle of experiment 2
 (``paper_memory_hmm(4)``, 900 inputs of 64 tokens): ``mask_prediction`` (encode),
-``token_predictions`` and ``memory_posterior``. With ``--huge-pages`` it also times
+``token_predictions`` and ``memory_posterior``; the condition check (load the bundled
+``prompt`` example and ``analysis.check`` it, in process) and the whole command
+``hmmtune check --example full_rank`` as a fresh process (start-up included). With ``--huge-pages`` it also times
 ``HMM.posterior`` on (2000, 256, 32) in the new tree with the huge-pages setting off and
 on (``hmmtune.models.settings``).
 
@@ -41,6 +43,8 @@ CASES = [
     "memory_exp2_mask_prediction",
     "memory_exp2_token_predictions",
     "memory_exp2_memory_posterior",
+    "check_example_prompt",
+    "cli_check_full_rank",
 ]
 
 
@@ -60,6 +64,16 @@ def _child(case: str, huge: str | None) -> float:
         loo = getattr(hmm, "loo_posterior", None) or hmm.masked_posterior
         fn = {"posterior": hmm.posterior, "loo": loo, "log_prob": hmm.log_prob}[what]
         run = lambda: fn(x)
+    elif case == "check_example_prompt":
+        from hmmtune.analysis import check
+        from hmmtune.examples import example_path
+
+        try:
+            from hmmtune.io import load_model
+        except ImportError:  # the tree before issue 10
+            from hmmtune.models.io import load_model
+        path = example_path("prompt")
+        run = lambda: check(load_model(path))  # a fresh model each call: no cache carries over
     elif case.startswith("memory_"):
         what = case.split("_", 2)[2]
         model = hmmtune.paper_memory_hmm(4, seed=0)
@@ -87,6 +101,10 @@ def _child(case: str, huge: str | None) -> float:
 
 def _measure(tree: str, case: str, huge: str | None = None) -> float:
     env = dict(os.environ, PYTHONPATH=os.path.abspath(tree), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if case == "cli_check_full_rank":  # wall time of the command, start-up included
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "hmmtune", "check", "--example", "full_rank"], env=env, capture_output=True, cwd="/tmp")
+        return time.perf_counter() - t0
     cmd = [sys.executable, "-c", f"import sys; sys.path.insert(0, {os.path.abspath(tree)!r}); "
            f"import bench_refactor as c; print(c._child({case!r}, {huge!r}))"]
     env["PYTHONPATH"] = os.path.abspath(tree) + os.pathsep + os.path.dirname(os.path.abspath(__file__))
