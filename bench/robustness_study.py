@@ -3,7 +3,7 @@
 Runs ``hmmtune reproduce robustness`` (records under ``--results``, resumable) and copies
 its summary JSON and plots to ``docs/figures/``:
 
-    python bench/robustness_study.py --jobs 2            # the study (about 30 min on 2 quiet cores)
+    python bench/robustness_study.py --jobs 2            # the study (under 30 min on 2 cores)
     python bench/robustness_study.py --quick             # under a minute
     python bench/robustness_study.py --summarize-only    # the records present, no runs
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hmmtune.experiments import robustness as R
 from hmmtune.experiments import store
-from hmmtune.learned.robustness import LEARNED_STEPS, run_robustness, summarize_study
+from hmmtune.learned.robustness import LEARNED_STEPS, learned_configs, run_robustness, summarize_study
 
 
 def main(argv=None) -> int:
@@ -26,6 +26,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument("--learned-seeds", type=int, default=1, help="learned networks per size (seeds 0..N-1)")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="docs/figures")
     ap.add_argument("--summarize-only", action="store_true", help="summarise the records already in --results (a partial study) without running anything")
@@ -42,12 +43,15 @@ def main(argv=None) -> int:
             "errors": sorted({c.error for c in grid}),
             "learned_scale": "quick" if args.quick else "cpu",
             "learned_steps": list(LEARNED_STEPS),
+            "learned_sizes": {b: sorted({c.size for c in learned_configs(args.quick) if c.base == b}) for b in R.BASES},
             "partial": "summarised from the records present (--summarize-only)",
         }
         name = "robustness-quick" if args.quick else "robustness"
         _, _, paths = summarize_study(records, args.results, name, settings, resumed=len(records))
     else:
-        paths = run_robustness(quick=args.quick, seeds=args.seeds, out=args.results, jobs=args.jobs).paths
+        res = run_robustness(quick=args.quick, seeds=args.seeds, learned_seeds=args.learned_seeds, out=args.results, jobs=args.jobs)
+        paths = res.paths
+        print(f"{res.ran} runs computed, {res.resumed} resumed, {res.elapsed_s:.0f} s wall")
     figs = Path(args.figures)
     figs.mkdir(parents=True, exist_ok=True)
     for what, path in paths.items():
