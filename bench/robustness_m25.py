@@ -22,8 +22,9 @@ range of evidence a network has to combine.
 
     python bench/robustness_m25.py --json docs/figures/robustness-m25.json
 
-Every variant is written to the JSON as soon as it ends (a rerun recomputes all). The JSON
-records the wall time of each variant and ``os.getloadavg()``.
+Every variant is written to the JSON as soon as it ends; ``--keep`` keeps the variants
+already in the JSON (and its context TVs) and computes the others. The JSON records the
+wall time of each variant and ``os.getloadavg()``.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--keep", action="store_true", help="keep the variants already in --json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cmd = "python bench/robustness_m25.py" + (f" --json {args.json}" if args.json else "")
@@ -109,12 +111,17 @@ def main(argv=None) -> int:
         if args.json:
             common.write_text_atomic(args.json, json.dumps(report, indent=1) + "\n")
 
+    old = json.loads(open(args.json).read()) if args.keep and args.json and os.path.exists(args.json) else {}
+    report["variants"] = [v for v in old.get("variants", []) if v["size"] == args.size and v["seed"] == args.seed]
+    done = {v["variant"] for v in report["variants"]}
     t0 = time.perf_counter()
-    report["context_tv"] = context_tvs(sorted({4, 10, args.size}), args.seed)
-    report["context_tv_s"] = round(time.perf_counter() - t0, 1)
+    report["context_tv"] = old.get("context_tv") or context_tvs(sorted({4, 10, args.size}), args.seed)
+    report["context_tv_s"] = old.get("context_tv_s", round(time.perf_counter() - t0, 1))
     print("context TV (mean):", {m: {k: round(v["mean"], 3) for k, v in d.items()} for m, d in report["context_tv"].items()}, flush=True)
     save()
     for name in args.variants:
+        if name in done:
+            continue
         r = variant(name, args.size, args.seed)
         report["variants"].append(r)
         traj = ", ".join(f"{h['step']}: {h['tv']:.3f}" for h in r["history"])

@@ -83,6 +83,12 @@ QUICK_SCALE = replace(
     warmup_steps=5,
 )
 QUICK_LEARNED_STEPS = (5, 25)
+#: The largest exp1 size learns slowly at the CPU scale (TV 0.13 after 3000 steps, still
+#: falling; bench/robustness_m25.py): its network runs three epochs over the same corpus
+#: (9000 steps, the linear decay stretched to match), measured at these steps.
+LONG_SCALE = replace(CPU_SCALE, name="cpu-long", epochs=3)
+LEARNED_LONG_SIZES = (25,)
+LEARNED_LONG_STEPS = LEARNED_STEPS + (9000,)
 QUICK_LEARNED_SIZES = (4,)
 QUICK_LEARNED_EXP2_SIZES = (2,)
 
@@ -129,7 +135,7 @@ class LearnedPointConfig:
 
 
 def _scale(name: str) -> LearnedScale:
-    return {"cpu": CPU_SCALE, "quick": QUICK_SCALE}[name]
+    return {"cpu": CPU_SCALE, "cpu-long": LONG_SCALE, "quick": QUICK_SCALE}[name]
 
 
 def learned_points(
@@ -281,14 +287,21 @@ def config_from_dict(d: dict):
 
 def learned_configs(quick: bool = False, sizes=None, steps=None, *, exp2_sizes=None, bases=R.BASES) -> list[LearnedPointConfig]:
     """The learned points, measured at ``steps``: one network per exp1 size (``sizes``)
-    and two per exp2 memory size V (``exp2_sizes``), for the ``bases`` listed."""
+    and two per exp2 memory size V (``exp2_sizes``), for the ``bases`` listed. Without
+    ``steps``, exp1's sizes in :data:`LEARNED_LONG_SIZES` run the longer schedule
+    :data:`LONG_SCALE` to :data:`LEARNED_LONG_STEPS`."""
     lsteps = tuple(steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS))
     scale, epochs = ("quick", 1) if quick else ("cpu", 8)
     per_base = {
         "exp1": sizes or (QUICK_LEARNED_SIZES if quick else LEARNED_SIZES),
         "exp2": exp2_sizes or (QUICK_LEARNED_EXP2_SIZES if quick else LEARNED_EXP2_SIZES),
     }
-    return [LearnedPointConfig(int(size), lsteps, scale, epochs, base) for base in R.BASES if base in bases for size in per_base[base]]
+    out = []
+    for base in (b for b in R.BASES if b in bases):
+        for size in per_base[base]:
+            long = base == "exp1" and not quick and steps is None and int(size) in LEARNED_LONG_SIZES
+            out.append(LearnedPointConfig(int(size), LEARNED_LONG_STEPS if long else lsteps, "cpu-long" if long else scale, epochs, base))
+    return out
 
 
 def plan(quick: bool = False, truncate: bool = False) -> list:

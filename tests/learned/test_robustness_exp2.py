@@ -89,3 +89,15 @@ def test_located_learned_tv_is_per_method_for_exp2():
     assert got == {"memory_attention": 0.5, "vanilla_linear": 0.3}
     # the older key (base, size) still answers for every method
     assert {r["learned_tv"] for r in R.locate_published(cps, {("exp2", 2): 0.4})} == {0.4}
+
+
+def test_the_largest_exp1_size_runs_the_longer_schedule():
+    from hmmtune.learned.robustness import LEARNED_LONG_STEPS, LONG_SCALE
+
+    by = {(c.base, c.size): c for c in learned_configs()}
+    long = by[("exp1", 25)]
+    assert long.scale == "cpu-long" and long.steps == LEARNED_LONG_STEPS and max(long.steps) == 9000
+    assert LONG_SCALE.pretrain_config(0).total_steps == 9000 == 3 * by[("exp1", 10)].steps[-1]
+    assert by[("exp1", 10)].scale == "cpu" and by[("exp2", 5)].scale == "cpu"
+    # explicit steps: every size at the plain CPU scale
+    assert {c.scale for c in learned_configs(steps=(20, 60))} == {"cpu"}
