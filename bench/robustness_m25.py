@@ -77,6 +77,9 @@ def variant(name: str, size: int, seed: int) -> dict:
     res = pretrain(s.model, pcfg, sc.encoder(int(s.model.num_tokens)), progress=False)
     wall = time.perf_counter() - t0
     tv = mask_tv_distance(res.model.mask_prediction(s.tokens[te]), s.oracle.mask_prediction(s.tokens[te]))
+    # the same network inside the input (both sides of context), as in most of pretraining
+    x = s.tokens[te][:200]
+    pos = 0.5 * (res.model.token_predictions(x, stride=sc.stride).double() - s.oracle.token_predictions(x)).abs().sum(-1)
     return {
         "variant": name,
         "changes": VARIANTS[name],
@@ -88,6 +91,9 @@ def variant(name: str, size: int, seed: int) -> dict:
         "tv_test_worst": float(tv.max()),
         "tv_test_median": float(tv.median()),
         "tv_context_free": res.tv_reference,
+        "tv_positions_mean": float(pos.mean()),
+        "tv_position_1_mean": float(pos[:, 0].mean()),
+        "tv_positions_8_to_55_mean": float(pos[:, 7:55].mean()),
         "history": [{"step": r.step, "tv": r.tv, "eval_loss": r.eval_loss, "train_loss": r.train_loss} for r in res.history],
         "wall_s": round(wall, 1),
         "loadavg_after": list(os.getloadavg()),
@@ -102,6 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--keep", action="store_true", help="keep the variants already in --json")
+    ap.add_argument("--redo", action="store_true", help="with --keep: recompute the --variants listed")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cmd = "python bench/robustness_m25.py" + (f" --json {args.json}" if args.json else "")
@@ -112,7 +119,8 @@ def main(argv=None) -> int:
             common.write_text_atomic(args.json, json.dumps(report, indent=1) + "\n")
 
     old = json.loads(open(args.json).read()) if args.keep and args.json and os.path.exists(args.json) else {}
-    report["variants"] = [v for v in old.get("variants", []) if v["size"] == args.size and v["seed"] == args.seed]
+    redo = set(args.variants) if args.redo else set()
+    report["variants"] = [v for v in old.get("variants", []) if v["size"] == args.size and v["seed"] == args.seed and v["variant"] not in redo]
     done = {v["variant"] for v in report["variants"]}
     t0 = time.perf_counter()
     report["context_tv"] = old.get("context_tv") or context_tvs(sorted({4, 10, args.size}), args.seed)
@@ -125,7 +133,7 @@ def main(argv=None) -> int:
         r = variant(name, args.size, args.seed)
         report["variants"].append(r)
         traj = ", ".join(f"{h['step']}: {h['tv']:.3f}" for h in r["history"])
-        print(f"{name}: test TV {r['tv_test_mean']:.3f} (median {r['tv_test_median']:.3f}), {r['wall_s']} s; trajectory {traj}", flush=True)
+        print(f"{name}: test TV {r['tv_test_mean']:.3f} (median {r['tv_test_median']:.3f}; inside the input {r['tv_positions_8_to_55_mean']:.3f}), {r['wall_s']} s; trajectory {traj}", flush=True)
         save()
     report["loadavg_after"] = list(os.getloadavg())
     save()
