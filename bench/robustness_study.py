@@ -7,12 +7,15 @@ its summary JSON and plots to ``docs/figures/``:
     python bench/robustness_study.py --quick             # under a minute
     python bench/robustness_study.py --summarize-only    # the records present, no runs
 
-The JSON records the wall time and ``os.getloadavg()``.
+The JSON records the wall time and ``os.getloadavg()``, and the copy in ``docs/figures/``
+the CPU time of this process and its workers (``cpu_s``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import shutil
 from pathlib import Path
 
@@ -59,6 +62,13 @@ def main(argv=None) -> int:
         if what != "records":
             shutil.copy(path, figs / Path(path).name)
             print(f"{what}: {figs / Path(path).name}")
+    if not args.summarize_only:
+        summary = figs / Path(paths["summary"]).name
+        data = json.loads(summary.read_text())
+        own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        data["cpu_s"] = {"self": round(own.ru_utime + own.ru_stime, 1), "workers": round(workers.ru_utime + workers.ru_stime, 1)}
+        summary.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"cpu: {data['cpu_s']}")
     return 0
 
 
