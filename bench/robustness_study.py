@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--learned-seeds", type=int, default=1, help="learned networks per size (seeds 0..N-1)")
+    ap.add_argument("--name", default=None, help="file stem of the summary and plots (default robustness[-quick])")
     ap.add_argument("--learned-exp2-sizes", type=int, nargs="+", default=None, help="exp2 memory sizes V of the learned networks (default 2 5)")
     ap.add_argument("--results", default="results")
     ap.add_argument("--figures", default="docs/figures")
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
         name = "robustness-quick" if args.quick else "robustness"
         _, _, paths = summarize_study(records, args.results, name, settings, resumed=len(records))
     else:
-        res = run_robustness(quick=args.quick, seeds=args.seeds, learned_seeds=args.learned_seeds, learned_exp2_sizes=args.learned_exp2_sizes, out=args.results, jobs=args.jobs)
+        res = run_robustness(quick=args.quick, seeds=args.seeds, learned_seeds=args.learned_seeds, learned_exp2_sizes=args.learned_exp2_sizes, name=args.name, out=args.results, jobs=args.jobs)
         paths = res.paths
         print(f"{res.ran} runs computed, {res.resumed} resumed, {res.elapsed_s:.0f} s wall")
     figs = Path(args.figures)
