@@ -499,7 +499,9 @@ def locate_published(curve_points: list[CurvePoint], learned_tv: dict | None = N
     TV at its last step beside it.
 
     Args:
-        learned_tv: ``{(base, size): tv}`` of the final learned model, if measured.
+        learned_tv: ``{(base, size): tv}`` or ``{(base, size, method): tv}`` of the final
+            learned model (per method where the methods read different networks), if
+            measured.
 
     Returns:
         one dict per published point: ``base``, ``size``, ``method``, ``published``,
@@ -529,7 +531,7 @@ def locate_published(curve_points: list[CurvePoint], learned_tv: dict | None = N
                     "max_tv_measured": {},
                     "min_tv_measured": {},
                     "below_at_min_tv": {},
-                    "learned_tv": (learned_tv or {}).get((base, size)),
+                    "learned_tv": (learned_tv or {}).get((base, size, method), (learned_tv or {}).get((base, size))),
                 }
                 for kind in sorted({c.kind for c in cs} - {"none", "mixed"}):
                     own = [c for c in cs if c.kind == kind]

@@ -39,14 +39,16 @@ from ..experiments import robustness as R
 from ..experiments.sweep import register, run_sweep
 from .experiment import CPU_SCALE, LearnedScale
 from .pretrain import mask_tv_distance, pretrain
-from .tune import tune_head, tune_prompt
+from .tune import token_features, tune_attention, tune_head, tune_prompt
 
 __all__ = [
     "LEARNED_STEPS",
     "LEARNED_SIZES",
+    "LEARNED_EXP2_SIZES",
     "QUICK_SCALE",
     "LearnedPointConfig",
     "learned_points",
+    "learned_points_exp2",
     "STUDY_RECIPE",
     "RobustnessResult",
     "run_robustness",
@@ -56,6 +58,8 @@ __all__ = [
 LEARNED_STEPS = (20, 60, 200, 600, 3000)
 #: exp1 sizes of the learned points (the CPU scale's, as in ``reproduce --mode learned``).
 LEARNED_SIZES = (4, 10, 25)
+#: exp2 memory sizes V of the learned points (the CPU scale's, as in ``reproduce exp2 --mode learned``).
+LEARNED_EXP2_SIZES = (2, 5)
 #: ``--quick``: a tiny network and short schedule, seconds per point.
 QUICK_SCALE = replace(
     CPU_SCALE,
@@ -79,46 +83,59 @@ QUICK_SCALE = replace(
     warmup_steps=5,
 )
 QUICK_LEARNED_STEPS = (5, 25)
+#: The largest exp1 size learns slowly at the CPU scale (TV 0.13 after 3000 steps, still
+#: falling; bench/robustness_m25.py): its network runs three epochs over the same corpus
+#: (9000 steps, the linear decay stretched to match), measured at these steps.
+LONG_SCALE = replace(CPU_SCALE, name="cpu-long", epochs=3)
+LEARNED_LONG_SIZES = (25,)
+LEARNED_LONG_STEPS = LEARNED_STEPS + (9000,)
 QUICK_LEARNED_SIZES = (4,)
+QUICK_LEARNED_EXP2_SIZES = (2,)
 
 
 @dataclass(frozen=True)
 class LearnedPointConfig:
-    """One learned network of experiment 1 at one size, measured at several steps (one
-    run of the sweep, one record with every stop in ``results["steps"]``)."""
+    """Learned networks of one base experiment at one size, measured at several steps (one
+    run of the sweep, one record with every stop in ``results["steps"]``).
+
+    ``base="exp1"``: one network on the size-``m`` HMM, head and prompt tuning at each stop;
+    ``base="exp2"``: two networks, one on the memory HMM with ``V = size`` values (memory +
+    attention head, and memory + linear head as a diagnostic) and one on its vanilla
+    control (vanilla + linear head), as :func:`hmmtune.learned.experiment.exp2_point`."""
 
     size: int
     steps: tuple
     scale: str = "cpu"
     prompt_epochs: int = 8
+    base: str = "exp1"
+
+    def __post_init__(self):
+        if self.base not in R.BASES:
+            raise ValueError(f"base must be one of {', '.join(R.BASES)}, got {self.base!r}")
 
     @property
     def label(self) -> str:
-        return f"learned-exp1-{self.size}-{self.scale}"
+        return f"learned-{self.base}-{self.size}-{self.scale}"
 
     @property
     def x(self) -> int:
         return self.size
 
-    @property
-    def base(self) -> str:
-        return "exp1"
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d["steps"] = list(self.steps)
-        d.update(runner="learned", base="exp1")
+        d.update(runner="learned")
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "LearnedPointConfig":
-        d = {k: v for k, v in d.items() if k not in ("runner", "base")}
+        d = {k: v for k, v in d.items() if k != "runner"}
         d["steps"] = tuple(d["steps"])
         return cls(**d)
 
 
 def _scale(name: str) -> LearnedScale:
-    return {"cpu": CPU_SCALE, "quick": QUICK_SCALE}[name]
+    return {"cpu": CPU_SCALE, "cpu-long": LONG_SCALE, "quick": QUICK_SCALE}[name]
 
 
 def learned_points(
@@ -127,12 +144,15 @@ def learned_points(
     """Pretrain one network, stopping at ``config.steps``; the measurements at each stop.
 
     The model, task and inputs are :func:`hmmtune.experiments.exp1.build`'s at the scale's
-    sizes. The checkpoint between stops is ``checkpoint``, or a file in ``workdir``; one
+    sizes (experiment 2: :func:`learned_points_exp2`). The checkpoint between stops is ``checkpoint``, or a file in ``workdir``; one
     left by an interrupted run is discarded (its earlier stops were not saved), so every
     stop is measured in this run, from step 0.
     """
     if checkpoint is None and workdir is None:
         raise ValueError("learned_points needs a workdir or a checkpoint path")
+    ckpt = Path(checkpoint) if checkpoint is not None else Path(workdir) / f"{config.label}-seed{seed}.pt"
+    if config.base == "exp2":
+        return learned_points_exp2(config, seed, ckpt)
     sc = replace(_scale(config.scale), prompt_epochs=config.prompt_epochs)
     cfg = exp1.Exp1Config(config.size, length=sc.length, num_train=sc.num_train, num_val=sc.num_val, num_test=sc.num_test, prompt_tokens=sc.prompt_tokens)
     s = exp1.build(cfg, seed)
@@ -140,7 +160,6 @@ def learned_points(
     x, y = s.tokens, s.labels
     pcfg = sc.pretrain_config(common.derive_seed(seed, config.size, 0x5EED))
     steps = sorted({min(int(k), pcfg.total_steps) for k in config.steps})
-    ckpt = Path(checkpoint) if checkpoint is not None else Path(workdir) / f"{config.label}-seed{seed}.pt"
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     ckpt.unlink(missing_ok=True)
     reference = s.oracle.mask_prediction(x[te])
@@ -180,6 +199,69 @@ def learned_points(
     return out
 
 
+def _stop_stats(tv, step: int) -> dict:
+    return {"tv_mean": float(tv.mean()), "tv_worst": float(tv.max()), "step": int(step)}
+
+
+def learned_points_exp2(config: LearnedPointConfig, seed: int, checkpoint: str | os.PathLike) -> list[dict]:
+    """Experiment 2's learned points: the two networks of
+    :func:`hmmtune.learned.experiment.exp2_point` (same models, tasks, inputs and
+    pretraining seeds, so the stop at the scale's last step is that function's network),
+    each pretrained once and stopped at ``config.steps``; at each stop
+
+    - ``memory_attention``: an attention head over the memory network's per-position
+      predictions (masking stride ``scale.stride``), its TV to the perfect oracle's
+      leave-one-out ``G_t`` averaged over every test input and position
+      (docs/theory.md, "Theorem M (attention heads)");
+    - ``memory_linear`` (diagnostic): a linear head at the memory network's mask, TV at
+      the mask;
+    - ``vanilla_linear``: a linear head at the vanilla control's network's mask, TV at the
+      mask.
+
+    The checkpoints between stops are ``checkpoint`` with ``-memory`` / ``-vanilla``
+    before the suffix; any left by an interrupted run is discarded.
+    """
+    from ..experiments import exp2
+
+    sc = _scale(config.scale)
+    cfg = exp2.Exp2Config(config.size, length=sc.length, num_train=sc.num_train, num_val=sc.num_val, num_test=sc.num_test)
+    s = exp2.build(cfg, seed)
+    tr, va, te = s.splits
+    ckpt = Path(checkpoint)
+    ckpt.parent.mkdir(parents=True, exist_ok=True)
+    per_model = {}
+    for tag, name, part in ((2, "memory", s.memory), (3, "vanilla", s.vanilla)):
+        x, y, classes = part.tokens, part.labels, part.task.num_classes
+        # exp2_point's pretraining seed for this network (hmmtune.learned.experiment)
+        pcfg = sc.pretrain_config(common.derive_seed(seed, 0x1EA, tag))
+        steps = sorted({min(int(k), pcfg.total_steps) for k in config.steps})
+        path = ckpt.with_name(f"{ckpt.stem}-{name}{ckpt.suffix}")
+        path.unlink(missing_ok=True)
+        mask_ref = part.oracle.mask_prediction(x[te])
+        pos_ref = part.oracle.token_predictions(x[te]) if name == "memory" else None
+        stops = []
+        for k in steps:
+            t0 = time.perf_counter()
+            res = pretrain(part.model, pcfg, sc.encoder(int(part.model.num_tokens)), checkpoint=path, max_steps=k, progress=False)
+            lm = res.model
+            t_pre = time.perf_counter() - t0
+            at_mask = _stop_stats(mask_tv_distance(lm.mask_prediction(x[te]), mask_ref), res.step)
+            t0 = time.perf_counter()
+            lin = tune_head(lm, x[tr], y[tr], x[va], y[va], num_classes=classes)
+            entry = {"memory_linear" if name == "memory" else "vanilla_linear": {"test": lin.accuracy(lm, x[te], y[te]), "val": lin.val_accuracy, **at_mask}}
+            if name == "memory":
+                G = token_features(lm, x[te], sc.stride)
+                at_positions = _stop_stats(0.5 * (G - pos_ref).abs().sum(-1).flatten(), res.step)
+                att = tune_attention(lm, x[tr], y[tr], x[va], y[va], stride=sc.stride, num_classes=classes)
+                entry["memory_attention"] = {"test": att.fit.head.accuracy(G, y[te]), "val": att.val_accuracy, "tv_mask_mean": at_mask["tv_mean"], **at_positions}
+            entry[f"pretrain_{name}"] = {"step": int(res.step), "total_steps": pcfg.total_steps, "seconds": round(t_pre, 2)}
+            entry[f"tune_seconds_{name}"] = round(time.perf_counter() - t0, 2)
+            stops.append(entry)
+        path.unlink(missing_ok=True)
+        per_model[name] = stops
+    return [{"source": "learned", **m, **v} for m, v in zip(per_model["memory"], per_model["vanilla"])]
+
+
 def run_one(config, seed: int, ctx=None) -> dict:
     """The study recipe's runner: an imperfect-oracle point
     (:func:`hmmtune.experiments.robustness.run`), or a learned network measured at every
@@ -200,11 +282,23 @@ def config_from_dict(d: dict):
     return LearnedPointConfig.from_dict(d) if d.get("runner") == "learned" else R.config_from_dict(d)
 
 
-def learned_configs(quick: bool = False, sizes=None, steps=None) -> list[LearnedPointConfig]:
-    """The learned points: one network per exp1 size, measured at ``steps``."""
-    lsizes = sizes or (QUICK_LEARNED_SIZES if quick else LEARNED_SIZES)
+def learned_configs(quick: bool = False, sizes=None, steps=None, *, exp2_sizes=None, bases=R.BASES) -> list[LearnedPointConfig]:
+    """The learned points, measured at ``steps``: one network per exp1 size (``sizes``)
+    and two per exp2 memory size V (``exp2_sizes``), for the ``bases`` listed. Without
+    ``steps``, exp1's sizes in :data:`LEARNED_LONG_SIZES` run the longer schedule
+    :data:`LONG_SCALE` to :data:`LEARNED_LONG_STEPS`."""
     lsteps = tuple(steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS))
-    return [LearnedPointConfig(int(size), lsteps, "quick" if quick else "cpu", 1 if quick else 8) for size in lsizes]
+    scale, epochs = ("quick", 1) if quick else ("cpu", 8)
+    per_base = {
+        "exp1": sizes or (QUICK_LEARNED_SIZES if quick else LEARNED_SIZES),
+        "exp2": exp2_sizes or (QUICK_LEARNED_EXP2_SIZES if quick else LEARNED_EXP2_SIZES),
+    }
+    out = []
+    for base in (b for b in R.BASES if b in bases):
+        for size in per_base[base]:
+            long = base == "exp1" and not quick and steps is None and int(size) in LEARNED_LONG_SIZES
+            out.append(LearnedPointConfig(int(size), LEARNED_LONG_STEPS if long else lsteps, "cpu-long" if long else scale, epochs, base))
+    return out
 
 
 def plan(quick: bool = False, truncate: bool = False) -> list:
@@ -212,9 +306,10 @@ def plan(quick: bool = False, truncate: bool = False) -> list:
     return learned_configs(quick) + R.configs(quick, truncate)
 
 
-def seeds_for(config, seeds: list) -> list:
-    """A learned network runs with the first seed only; the grid with every seed."""
-    return seeds[:1] if isinstance(config, LearnedPointConfig) else seeds
+def seeds_for(config, seeds: list, learned_seeds: int = 1) -> list:
+    """A learned network runs with the first ``learned_seeds`` seeds (default 1); the grid
+    with every seed."""
+    return seeds[:learned_seeds] if isinstance(config, LearnedPointConfig) else seeds
 
 
 #: The whole study as a sweep recipe (registered as ``"robustness-learned"``): its
@@ -254,6 +349,8 @@ def run_robustness(
     learned: bool = True,
     learned_sizes=None,
     learned_steps=None,
+    learned_exp2_sizes=None,
+    learned_seeds: int = 1,
     models: str = "paper",
     out: str | os.PathLike = "results",
     jobs: int = 1,
@@ -278,9 +375,11 @@ def run_robustness(
         bases: restrict the grid to these base experiments.
         errors: restrict it to these errors (``PretrainingError`` labels).
         sizes: ``{base: sizes}`` instead of the paper's.
-        learned_sizes: the learned points' exp1 sizes.
+        learned_sizes: the learned points' exp1 sizes m.
+        learned_exp2_sizes: their exp2 memory sizes V.
         learned_steps: the pretraining steps where they are measured.
-        learned: add the learned points (experiment 1 only).
+        learned_seeds: learned networks per size (seeds 0..N-1, at most ``seeds``).
+        learned: add the learned points (of every base experiment in ``bases``).
         models: exp1's ``"paper"`` or ``"authors"`` models (the imperfect-oracle grid).
         out: results folder; records go to ``out/robustness/``, the summary to
             ``out/<name>.json``, the plots to ``out/<name>-<base>.png`` and the engine's
@@ -298,10 +397,14 @@ def run_robustness(
     seed_list = list(range(int(nseeds)))
     grid = R.configs(quick, bases=bases, sizes=sizes, errors=errors, models=models)
     name = name or ("robustness-quick" if quick else "robustness")
-    with_learned = learned and "exp1" in bases
-    lconfigs = learned_configs(quick, learned_sizes, learned_steps) if with_learned else []
+    if isinstance(learned_seeds, bool) or int(learned_seeds) < 1:
+        raise ValueError(f"learned_seeds must be a positive integer, got {learned_seeds!r}")
+    lconfigs = learned_configs(quick, learned_sizes, learned_steps, exp2_sizes=learned_exp2_sizes, bases=bases) if learned else []
+    with_learned = bool(lconfigs)
     recipe = STUDY_RECIPE if lconfigs else R.RECIPE
     recipe = replace(recipe, folder=partial(R.study_folder, name))
+    if lconfigs:
+        recipe = replace(recipe, seeds_for=partial(seeds_for, learned_seeds=int(learned_seeds)))
     sweep = run_sweep(
         recipe,
         seeds=seed_list,
@@ -322,6 +425,8 @@ def run_robustness(
         "errors": sorted({c.error for c in grid}),
         "learned_scale": ("quick" if quick else "cpu") if with_learned else None,
         "learned_steps": list(learned_steps or (QUICK_LEARNED_STEPS if quick else LEARNED_STEPS)),
+        "learned_sizes": {b: sorted({c.size for c in lconfigs if c.base == b}) for b in R.BASES},
+        "learned_seeds": int(learned_seeds) if with_learned else 0,
         "executor": executor,
     }
     cps, located, paths = summarize_study(
@@ -340,8 +445,8 @@ def summarize_study(
     cps = R.curves(points)
     learned_tv = {}
     for c in cps:
-        if c.source == "learned" and c.method == "head":
-            key = (c.base, c.size)
+        if c.source == "learned":
+            key = (c.base, c.size, c.method)  # exp2: the memory and vanilla networks differ
             step = int(c.error.split("=")[1])
             if key not in learned_tv or step > learned_tv[key][0]:
                 learned_tv[key] = (step, c.tv_mean)

@@ -34,16 +34,37 @@ def test_quick_study_writes_curves_plots_and_locates_published_points(quick_stud
     e = {c["error"]: c["tv_mean"] for c in summary["curve_points"] if c["base"] == "exp1" and c["size"] == 10 and c["method"] == "head"}
     assert 0 < e["emission=0.03"] < e["emission=0.3"]
     learned = [c for c in summary["curve_points"] if c["source"] == "learned"]
-    assert len(learned) == 2 * len(summary["settings"]["learned_steps"])  # head and prompt at each stop
+    steps = len(summary["settings"]["learned_steps"])
+    assert summary["settings"]["learned_sizes"] == {"exp1": [4], "exp2": [2]}
+    # exp1: head and prompt at each stop; exp2: memory + attention and vanilla + linear
+    assert len([c for c in learned if c["base"] == "exp1"]) == 2 * steps
+    assert {c["method"] for c in learned if c["base"] == "exp2"} == {"memory_attention", "vanilla_linear"}
+    assert len([c for c in learned if c["base"] == "exp2"]) == 2 * steps
     assert summary["located"] and all(r["published"] is not None for r in summary["located"])
+    last = lambda cs: max(cs, key=lambda c: int(c["error"].split("=")[1]))["tv_mean"]
     row = next(r for r in summary["located"] if r["base"] == "exp1" and r["size"] == 4 and r["method"] == "head")
-    assert row["learned_tv"] == pytest.approx(max(learned, key=lambda c: int(c["error"].split("=")[1]))["tv_mean"])
+    assert row["learned_tv"] == pytest.approx(last([c for c in learned if c["base"] == "exp1"]))
+    for method in ("memory_attention", "vanilla_linear"):  # two networks: each method its own TV
+        row = next(r for r in summary["located"] if r["base"] == "exp2" and r["size"] == 2 and r["method"] == method)
+        assert row["learned_tv"] == pytest.approx(last([c for c in learned if c["method"] == method]))
+        assert "learned" in row["crossing_tv"] or row["perfect"] is not None
 
 
 def test_resume_runs_nothing(quick_study):
     out, first = quick_study
     again = run_robustness(quick=True, out=out)
     assert again.ran == 0 and again.resumed == len(first.records)
+
+
+def test_cli_robustness_quick_reaches_the_learned_points_of_both_experiments(quick_study, capsys):
+    """``hmmtune reproduce robustness --quick`` is the study above (it resumes its records)
+    and prints the located points with the learned networks' TVs of experiments 1 and 2."""
+    out, first = quick_study
+    assert main(["reproduce", "robustness", "--quick", "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((out / "robustness-quick.json").read_text())
+    assert summary["resumed"] == len(first.records) and summary["ran"] == 0
+    assert "exp2 size 2 memory_attention: paper 99.8" in text and "learned TV" in text.split("exp2 size 2 memory_attention")[1].split("\n")[0]
 
 
 def test_error_free_point_equals_experiment_1():
