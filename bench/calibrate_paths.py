@@ -7,7 +7,7 @@ beforehand (their one-off setup is timed separately, in a fresh process), median
 ``--repeats``. It then fits the constants of each path's cost model by non-negative least
 squares on relative errors:
 
-* sequential torch: ``2 T COST_STEP + 2 B T m^2 COST_SEQ_MAC``;
+* sequential torch: ``2 T COST_STEP + 2 B T (m^2 COST_SEQ_MAC + m COST_SEQ_ELEM)``;
 * compiled, loops (m < BLAS_FROM): ``2 B T (m^2 COST_KERNEL_MAC + m COST_KERNEL_ELEM)``;
 * compiled, BLAS (m >= BLAS_FROM): ``2 T COST_KERNEL_STEP + 2 B T (m^2 COST_KERNEL_BLAS_MAC + m COST_KERNEL_ELEM)``
 
@@ -105,12 +105,12 @@ def main() -> None:
         rel = X @ coef / y
         return coef.tolist(), float(np.max(np.abs(np.log(rel))))
 
-    seq_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2], "sequential", lambda r: True)
+    seq_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "sequential", lambda r: True)
     loop_fit = fit([lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "compiled", lambda r: r["m"] < 16)
     blas_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "compiled", lambda r: r["m"] >= 16)
     fitted = {
-        "COST_STEP": seq_fit[0][0], "COST_SEQ_MAC": seq_fit[0][1],
-        "COST_KERNEL_MAC": loop_fit[0][0], "COST_KERNEL_ELEM (loops)": loop_fit[0][1],
+        "COST_STEP": seq_fit[0][0], "COST_SEQ_MAC": seq_fit[0][1], "COST_SEQ_ELEM": seq_fit[0][2],
+        "COST_KERNEL_MAC": loop_fit[0][0], "COST_KERNEL_LOOP_ELEM": loop_fit[0][1],
         "COST_KERNEL_STEP": blas_fit[0][0], "COST_KERNEL_BLAS_MAC": blas_fit[0][1], "COST_KERNEL_ELEM (BLAS)": blas_fit[0][2],
         "COST_KERNEL_SETUP": setup,
     }

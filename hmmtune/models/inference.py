@@ -390,12 +390,12 @@ COMPILED: bool | None = None
 #: per process of importing numba and loading the machine code from numba's disk cache;
 #: ``COST_KERNEL_MIN``: calls whose torch estimate is below this stay on torch (nothing a
 #: user would notice to gain).
-COST_KERNEL_STEP = 0.15e-6
-COST_KERNEL_MAC = 0.3e-9
-COST_KERNEL_LOOP_ELEM = 7e-9
-COST_KERNEL_BLAS_MAC = 0.046e-9
-COST_KERNEL_ELEM = 1.6e-9
-COST_KERNEL_SETUP = 0.6
+COST_KERNEL_STEP = 0.14e-6
+COST_KERNEL_MAC = 0.0
+COST_KERNEL_LOOP_ELEM = 6e-9
+COST_KERNEL_BLAS_MAC = 0.049e-9
+COST_KERNEL_ELEM = 1.5e-9
+COST_KERNEL_SETUP = 0.4
 COST_KERNEL_MIN = 2e-3
 
 _kernels = None  # the loaded module
@@ -426,7 +426,7 @@ def prepare_compiled() -> bool:
 def _estimates(B: int, T: int, m: int) -> tuple[float, float, float]:
     """Estimated seconds of one forward-backward on the (sequential, time-parallel,
     compiled) paths (the compiled estimate without its setup)."""
-    seq = 2 * T * (COST_STEP + COST_SEQ_MAC * B * m * m)
+    seq = 2 * T * (COST_STEP + B * (COST_SEQ_MAC * m * m + COST_SEQ_ELEM * m))
     par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
     if m < 16:  # kernels.BLAS_FROM: the step written as loops
         comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m)
@@ -525,11 +525,14 @@ TIME_PARALLEL: bool | None = None
 #: Cost-rule constants (seconds), rough measurements on a 2-core x86 machine with torch
 #: 2.13 on one thread (see docs/inference.md, "Long sequences: the time-parallel path").
 #: ``COST_STEP``: fixed cost of one eager step of a pass (a few torch calls on small
-#: tensors); ``COST_SEQ_MAC``: one multiply-add of a step's ``(B, m) x (m, m)`` product;
+#: tensors); ``COST_SEQ_MAC``: one multiply-add of a step's ``(B, m) x (m, m)`` product
+#: (small: torch's threaded BLAS); ``COST_SEQ_ELEM``: the elementwise work of a step per
+#: (sequence, state) (fitted by ``bench/calibrate_paths.py``);
 #: ``COST_PAR_MAC``: one multiply-add of the block products ``(K B m, m) x (m, m)``;
 #: ``COST_PAR_ELEM``: the elementwise work (scaling, normalising) per entry of those products.
-COST_STEP = 16e-6
-COST_SEQ_MAC = 0.07e-9
+COST_STEP = 14e-6
+COST_SEQ_MAC = 0.01e-9
+COST_SEQ_ELEM = 4.2e-9
 COST_PAR_MAC = 0.5e-9
 COST_PAR_ELEM = 5e-9
 
@@ -539,7 +542,8 @@ def use_time_parallel(B: int, T: int, m: int) -> bool:
     states takes the time-parallel path.
 
     The sequential path makes ``T`` eager steps per pass, each a ``(B, m) x (m, m)``
-    product, so two passes cost about ``2 T (COST_STEP + COST_SEQ_MAC B m^2)``. The
+    product plus elementwise work, so two passes cost about
+    ``2 T (COST_STEP + B (COST_SEQ_MAC m^2 + COST_SEQ_ELEM m))``. The
     time-parallel path cuts the positions into about ``sqrt(T)`` blocks of ``sqrt(T)``:
     the block transfer matrices (level one, ``sqrt(T)`` steps, ``B T m^3`` multiply-adds),
     the stitching across blocks (``sqrt(T)`` steps per direction) and the recursions
@@ -555,7 +559,7 @@ def use_time_parallel(B: int, T: int, m: int) -> bool:
         return bool(TIME_PARALLEL)
     if T < 64:
         return False
-    seq = 2 * T * (COST_STEP + COST_SEQ_MAC * B * m * m)
+    seq = 2 * T * (COST_STEP + B * (COST_SEQ_MAC * m * m + COST_SEQ_ELEM * m))
     par = 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
     return par < seq
 
