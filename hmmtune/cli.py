@@ -167,7 +167,7 @@ def cmd_predict(args) -> int:
 
 
 def _task_from_args(args):
-    from .analysis.task import load_task
+    from .io import load_task
     from .io import load_json_source
 
     if args.task:

@@ -217,11 +217,8 @@ class Task:
         return hash((self.cell, self.redraw, self.array.tobytes(), self.array.shape))
 
     def to_dict(self) -> dict:
-        """The task-file form (exact rationals as strings when the task has them)."""
-        from .io import format_entry
+        """The task-file form (exact rationals as strings when the task has them); the
+        format is :mod:`hmmtune.io.task_json`'s (:func:`hmmtune.io.task_to_dict`)."""
+        from .io.task_json import task_to_dict  # io owns the format; imported on use
 
-        if self.exact is not None:
-            rows = [[format_entry(self.exact[c, h]) for h in range(self.dim)] for c in range(self.num_classes)]
-        else:
-            rows = self.array.tolist()
-        return {"kind": "task", "weights": rows, "target": "first_state" if self.cell is None else {"memory_cell": self.cell}}
+        return task_to_dict(self)

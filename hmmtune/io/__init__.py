@@ -1,12 +1,13 @@
 """Every file format of hmmtune: model JSON (HMM and memory HMM, exact rationals,
-parametric models), the safe expression parser, and the hmmlearn / Pyro adapters.
+parametric models), task files, the safe expression parser, and the hmmlearn / Pyro adapters.
 
 io reads and writes models; models never import io (docs/index.md, the house plan).
 Formats are documented in ``docs/formats.md`` and ``docs/memory.md``.
 
 Modules: :mod:`hmmtune.io.entries` (sources, entries, exact rows, parameters),
 :mod:`hmmtune.io.expr` (expressions in parameters), :mod:`hmmtune.io.hmm_json`,
-:mod:`hmmtune.io.memory_json`, :mod:`hmmtune.io.adapters`, :mod:`hmmtune.io.load`.
+:mod:`hmmtune.io.memory_json`, :mod:`hmmtune.io.task_json`, :mod:`hmmtune.io.adapters`,
+:mod:`hmmtune.io.load`.
 
 The public names are loaded on first use (module ``__getattr__``, PEP 562), so that
 ``hmmtune.io.expr`` can be imported without paying for torch.
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # the static view for type checkers and the API docs
     from .hmm_json import hmm_from_json, hmm_to_json
     from .load import KINDS, load_model
     from .memory_json import memory_hmm_from_json, memory_hmm_to_json
+    from .task_json import load_task, task_from_dict, task_to_dict
 
 #: public name -> the submodule that defines it (imported on first access)
 _EXPORTS = {
@@ -59,6 +61,9 @@ _EXPORTS = {
     "load_model": ".load",
     "memory_hmm_from_json": ".memory_json",
     "memory_hmm_to_json": ".memory_json",
+    "load_task": ".task_json",
+    "task_from_dict": ".task_json",
+    "task_to_dict": ".task_json",
 }
 
 __all__ = sorted(_EXPORTS)
