@@ -15,6 +15,8 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
 from typing import TYPE_CHECKING
 
+from .common import lazy_exports
+
 if TYPE_CHECKING:  # static view for type checkers and the API docs; at run time see __getattr__
     from .examples import example_path, list_examples, load_example
     from .io import ModelFileError, load_model
@@ -55,15 +57,10 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 _SUBMODULES = {"analysis", "cli", "examples", "experiments", "io", "learned", "models", "oracle", "tuning"}
 
 
-def __getattr__(name: str):
+def _submodule(name: str):
     if name in _SUBMODULES:
         return importlib.import_module("." + name, __name__)
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value  # later accesses skip this hook
-        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _submodule)

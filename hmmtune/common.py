@@ -1,4 +1,5 @@
-"""Small helpers shared by every room, written once: atomic file writes and seed derivation.
+"""Small helpers shared by every room, written once: atomic file writes, seed derivation
+and the lazy exports of a package.
 
 This module sits at the bottom of the house (it imports only the standard library, and
 numpy where a function needs it), so any module may use it. Argument checks live in :mod:`hmmtune.models.arguments`.
@@ -67,3 +68,30 @@ def derive_rng(*parts: int):
     import numpy as np
 
     return np.random.default_rng([int(p) for p in parts])
+
+
+def lazy_exports(module_name: str, exports: dict[str, str], fallback: Callable[[str], Any] | None = None):
+    """The module ``__getattr__`` and ``__dir__`` (PEP 562) of a package whose public names
+    are imported on first use: ``exports`` maps a name to the submodule (relative, e.g.
+    ``".hmm"``) that defines it; the value is then cached on the package. ``fallback(name)``
+    handles any other name (deprecated aliases, submodules) and raises ``AttributeError``
+    itself. Usage, at the end of an ``__init__.py``::
+
+        __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+    """
+    import importlib
+    import sys
+
+    def __getattr__(name: str):
+        if name in exports:
+            value = getattr(importlib.import_module(exports[name], module_name), name)
+            setattr(sys.modules[module_name], name, value)  # later accesses skip this hook
+            return value
+        if fallback is not None:
+            return fallback(name)
+        raise AttributeError(f"module {module_name!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(vars(sys.modules[module_name])) | set(exports))
+
+    return __getattr__, __dir__

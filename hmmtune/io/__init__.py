@@ -15,8 +15,9 @@ The public names are loaded on first use (module ``__getattr__``, PEP 562), so t
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from ..common import lazy_exports
 
 if TYPE_CHECKING:  # the static view for type checkers and the API docs
     from .adapters import hmm_from_hmmlearn, hmm_to_hmmlearn, hmm_to_pyro_discrete_hmm
@@ -69,13 +70,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value  # later accesses skip this hook
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ..common import lazy_exports
+
 if TYPE_CHECKING:  # the static view for type checkers and the API docs
     from .generators import authors_hmm_arrays, authors_task_weights, dirichlet_hmm, paper_hmm, paper_memory_hmm, paper_vanilla_control, permutation_mixture
     from .hmm import HMM
@@ -59,11 +61,7 @@ _DEPRECATED = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value  # later accesses skip this hook
-        return value
+def _deprecated(name: str):
     if name in _DEPRECATED:
         from ._deprecated import io_name, warn_moved
         from .settings import current
@@ -77,5 +75,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _deprecated)
