@@ -1330,14 +1330,17 @@ def memory_posteriors(
         joint = fb.div_(torch.where(norm > 0, norm, torch.ones_like(norm))).mul_(w[:, None, :, None])
         out = out._replace(posterior=joint)
     if loo:
-        # log rho(c) P(x_{-t}, Z_t = z | c) = log rho(c) + log P(x_{0:t-1} | c) + log pred + log beta + log scale
-        logfn = (fwd.predicted * L).sum(-1).log()  # (B, T, C) forward normalisers
-        F = torch.cat([torch.zeros_like(logfn[:, :1]), torch.cumsum(logfn[:, :-1], 1)], 1)  # log P(x_{0:t-1} | c)
-        pb = fwd.predicted.mul_(bwd.beta)  # in place: the predictions are not needed afterwards
-        s = pb.sum(-1)  # (B, T, C)
-        wt = torch.softmax(log_prior + F + bwd.log_scale + s.log(), -1)  # P(M = c | x_{-t})
+        # log rho(c) P(x_{-t}, Z_t = z | c) = log rho(c) + log P(x_{0:t-1} | c) + log pred + log beta + log scale.
+        # Computed on (T, B, ...) views: the messages are stored time-major, and reductions
+        # over the last axis run 2 to 5 times faster on the stored layout than on (B, T) views.
+        pred, Lt, beta = fwd.predicted.transpose(0, 1), L.transpose(0, 1), bwd.beta.transpose(0, 1)
+        logfn = (pred * Lt).sum(-1).log()  # (T, B, C) forward normalisers
+        F = torch.cat([torch.zeros_like(logfn[:1]), torch.cumsum(logfn[:-1], 0)], 0)  # log P(x_{0:t-1} | c)
+        pb = pred.mul_(beta)  # in place: the predictions are not needed afterwards
+        s = pb.sum(-1)  # (T, B, C)
+        wt = torch.softmax(log_prior + F + bwd.log_scale.transpose(0, 1) + s.log(), -1)  # P(M = c | x_{-t})
         joint = pb.div_(torch.where(s > 0, s, torch.ones_like(s))[..., None]).mul_(wt[..., None])
-        out = out._replace(loo_posterior=joint, loo_config_posterior=wt)
+        out = out._replace(loo_posterior=joint.transpose(0, 1), loo_config_posterior=wt.transpose(0, 1))
     if start:
         b0 = (L[:, 0] * bwd.beta[:, 0]) @ transition.T  # (B, C, K)
         n0 = b0.sum(-1)
@@ -1375,6 +1378,10 @@ def memory_emission_marginals(joint: Tensor, num_cells: int, num_values: int, nu
         with ``c_j = v``, the law of the column ``(M_{J}, S)`` of W that emits the token.
     """
     N, V, S = num_cells, num_values, num_local_states
+    if joint.dim() >= 4 and not joint.is_contiguous() and joint.transpose(0, 1).is_contiguous():
+        # a (B, T, C, K) view of time-major messages: sum in their stored layout (no copy of
+        # the whole joint) and transpose the small (T, B, V * S) result
+        return memory_emission_marginals(joint.transpose(0, 1), N, V, S).transpose(0, 1)
     lead = joint.shape[:-2]
     a = len(lead)
     J = joint.reshape(lead + (V,) * N + (N, S))
