@@ -29,7 +29,7 @@ def test_quick_grid_runs_and_peers_agree(tmp_path):
     assert len(saved["cells"]) == len(grid.QUICK_M) * len(grid.QUICK_BT)
     assert "loadavg_start" in saved["environment"]
     for cell in saved["cells"]:
-        assert cell["path"] in ("sequential", "time-parallel")
+        assert cell["path"] in ("compiled", "sequential", "time-parallel")
         for q in grid.QUANTITIES:
             res = cell["results"][q]
             assert res["hmmtune"]["median_s"] > 0
