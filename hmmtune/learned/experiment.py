@@ -45,6 +45,7 @@ from .tune import tune_attention, tune_head, tune_prompt
 
 __all__ = [
     "CPU_SCALE",
+    "tune_head_and_prompt",
     "EXP1_CPU_STATES",
     "EXP1_LEARNED",
     "EXP2_CPU_VALUES",
@@ -302,22 +303,7 @@ def exp1_point(
     pre = _pretrain(s.model, sc, seed, device, checkpoint, progress, 1)
     t_pre = time.perf_counter() - t0
     lm = pre.model
-    t0 = time.perf_counter()
-    head = tune_head(lm, x[tr], y[tr], x[va], y[va], num_classes=s.task.num_classes)
-    t_head = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    prompt = tune_prompt(
-        lm,
-        x[tr],
-        y[tr],
-        x[va],
-        y[va],
-        num_prompt_tokens=sc.prompt_tokens,
-        num_classes=s.task.num_classes,
-        config=sc.prompt_config(seed),
-        progress=progress,
-    )
-    t_prompt = time.perf_counter() - t0
+    head, prompt, t_head, t_prompt = tune_head_and_prompt(lm, s, sc, seed, progress=progress)
     return {
         "learned": {
             "head": {"train": head.train_accuracy, "val": head.val_accuracy, "test": head.accuracy(lm, x[te], y[te])},
@@ -335,6 +321,32 @@ def exp1_point(
         "pretrain": _summary(pre),
         "seconds": {"oracle": t_oracle, "pretrain": t_pre, "head": t_head, "prompt": t_prompt},
     }
+
+
+def tune_head_and_prompt(lm, setup, scale: LearnedScale, seed: int, *, progress: bool = False):
+    """Head tuning and prompt tuning of a frozen network on an exp1 setup's train and
+    validation splits, as every learned exp1 runner does them.
+
+    Returns ``(head, prompt, head_seconds, prompt_seconds)``.
+    """
+    tr, va, _ = setup.splits
+    x, y = setup.tokens, setup.labels
+    t0 = time.perf_counter()
+    head = tune_head(lm, x[tr], y[tr], x[va], y[va], num_classes=setup.task.num_classes)
+    t_head = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    prompt = tune_prompt(
+        lm,
+        x[tr],
+        y[tr],
+        x[va],
+        y[va],
+        num_prompt_tokens=scale.prompt_tokens,
+        num_classes=setup.task.num_classes,
+        config=scale.prompt_config(seed),
+        progress=progress,
+    )
+    return head, prompt, t_head, time.perf_counter() - t0
 
 
 def exp2_point(

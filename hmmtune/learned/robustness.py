@@ -37,9 +37,9 @@ from .. import common
 from ..experiments import exp1, store
 from ..experiments import robustness as R
 from ..experiments.sweep import register, run_sweep
-from .experiment import CPU_SCALE, LearnedScale
+from .experiment import CPU_SCALE, LearnedScale, tune_head_and_prompt
 from .pretrain import mask_tv_distance, pretrain
-from .tune import token_features, tune_attention, tune_head, tune_prompt
+from .tune import token_features, tune_attention, tune_head
 
 __all__ = [
     "LEARNED_STEPS",
@@ -171,17 +171,7 @@ def learned_points(
         t_pre = time.perf_counter() - t0
         tv = mask_tv_distance(lm.mask_prediction(x[te]), reference)
         t0 = time.perf_counter()
-        head = tune_head(lm, x[tr], y[tr], x[va], y[va], num_classes=s.task.num_classes)
-        prompt = tune_prompt(
-            lm,
-            x[tr],
-            y[tr],
-            x[va],
-            y[va],
-            num_prompt_tokens=sc.prompt_tokens,
-            num_classes=s.task.num_classes,
-            config=sc.prompt_config(seed),
-        )
+        head, prompt, _, _ = tune_head_and_prompt(lm, s, sc, seed)
         tv_stats = {"tv_mean": float(tv.mean()), "tv_worst": float(tv.max()), "step": int(res.step)}
         out.append(
             {
