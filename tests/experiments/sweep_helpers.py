@@ -38,10 +38,15 @@ def plan(quick: bool = False, truncate: bool = False) -> list:
 def run_one(config: SleepConfig, seed: int, ctx) -> dict:
     if config.kill_marker == "always":
         os.kill(os.getpid(), signal.SIGKILL)
-    if config.kill_marker and not os.path.exists(config.kill_marker):
-        with open(config.kill_marker, "w") as fh:
-            fh.write(str(os.getpid()))
-        os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-run
+    if config.kill_marker:
+        try:  # claim the marker atomically: two runs of the config may start at once
+            fd = os.open(config.kill_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            pass
+        else:
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            os.kill(os.getpid(), signal.SIGKILL)  # a worker dies mid-run
     time.sleep(config.seconds)
     return {"a": {"test": (config.x * 7 + seed) % 10 / 10}}
 
