@@ -8,8 +8,9 @@ beforehand (their one-off setup is timed separately, in a fresh process), median
 squares on relative errors:
 
 * sequential torch: ``2 T COST_STEP + 2 B T (m^2 COST_SEQ_MAC + m COST_SEQ_ELEM)``;
-* compiled, loops (m < BLAS_FROM): ``2 B T (m^2 COST_KERNEL_MAC + m COST_KERNEL_ELEM)``;
-* compiled, BLAS (m >= BLAS_FROM): ``2 T COST_KERNEL_STEP + 2 B T (m^2 COST_KERNEL_BLAS_MAC + m COST_KERNEL_ELEM)``
+* compiled, loops (m < BLAS_FROM, or one sequence): ``2 B T (m^2 COST_KERNEL_MAC + m COST_KERNEL_LOOP_ELEM) / P``
+  (``P``: the threads the sequences are split over, ``inference.kernel_split``);
+* compiled, BLAS (m >= BLAS_FROM and B >= 2): ``2 T COST_KERNEL_STEP + 2 B T (m^2 COST_KERNEL_BLAS_MAC + m COST_KERNEL_ELEM)``
 
 (the time-parallel constants are not refitted here), prints the fitted values beside the
 ones in ``hmmtune.models.inference``, and for every cell which path is fastest and which the
@@ -40,7 +41,7 @@ from hmmtune.models.generators import paper_hmm
 
 SMALL_M = [2, 4, 8, 12]
 LARGE_M = [16, 32, 64, 128]
-SHAPES = [(1, 20000), (16, 2000), (256, 128), (2048, 16)]
+SHAPES = [(1, 20000), (4, 5000), (16, 2000), (256, 128), (2048, 16)]
 
 
 def timed(fn, repeats: int) -> float:
@@ -106,8 +107,14 @@ def main() -> None:
         return coef.tolist(), float(np.max(np.abs(np.log(rel))))
 
     seq_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "sequential", lambda r: True)
-    loop_fit = fit([lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "compiled", lambda r: r["m"] < 16)
-    blas_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "compiled", lambda r: r["m"] >= 16)
+    def loops(r):
+        return r["m"] < 16 or r["B"] < 2
+
+    def split(r):
+        return inference.kernel_split(r["B"], r["T"], r["m"])
+
+    loop_fit = fit([lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2 / split(r), lambda r: 2 * r["B"] * r["T"] * r["m"] / split(r)], "compiled", loops)
+    blas_fit = fit([lambda r: 2 * r["T"], lambda r: 2 * r["B"] * r["T"] * r["m"] ** 2, lambda r: 2 * r["B"] * r["T"] * r["m"]], "compiled", lambda r: not loops(r))
     fitted = {
         "COST_STEP": seq_fit[0][0], "COST_SEQ_MAC": seq_fit[0][1], "COST_SEQ_ELEM": seq_fit[0][2],
         "COST_KERNEL_MAC": loop_fit[0][0], "COST_KERNEL_LOOP_ELEM": loop_fit[0][1],

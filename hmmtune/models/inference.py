@@ -383,19 +383,20 @@ COMPILED: bool | None = None
 #: Cost-rule constants of the compiled path (seconds; measured by
 #: ``bench/calibrate_paths.py`` on a 2-core x86 machine, docs/inference.md, "Compiled
 #: kernels"). ``COST_KERNEL_STEP``: fixed cost of one step of a pass; ``COST_KERNEL_MAC``:
-#: one multiply-add of the step's product written as loops (``m < kernels.BLAS_FROM``),
+#: one multiply-add of the step's product written as loops (``m < kernels.BLAS_FROM`` or one
+#: sequence),
 #: ``COST_KERNEL_LOOP_ELEM`` the rest of their work per (sequence, position, state);
 #: ``COST_KERNEL_BLAS_MAC``: the same as one BLAS product; ``COST_KERNEL_ELEM``: the
 #: elementwise work per (sequence, position, state); ``COST_KERNEL_SETUP``: the one-off cost
 #: per process of importing numba and loading the machine code from numba's disk cache;
 #: ``COST_KERNEL_MIN``: calls whose torch estimate is below this stay on torch (nothing a
 #: user would notice to gain).
-COST_KERNEL_STEP = 0.14e-6
-COST_KERNEL_MAC = 0.0
-COST_KERNEL_LOOP_ELEM = 6e-9
-COST_KERNEL_BLAS_MAC = 0.049e-9
-COST_KERNEL_ELEM = 1.5e-9
-COST_KERNEL_SETUP = 0.4
+COST_KERNEL_STEP = 0.034e-6
+COST_KERNEL_MAC = 0.031e-9
+COST_KERNEL_LOOP_ELEM = 6.1e-9
+COST_KERNEL_BLAS_MAC = 0.029e-9
+COST_KERNEL_ELEM = 2.2e-9
+COST_KERNEL_SETUP = 0.47
 COST_KERNEL_MIN = 2e-3
 
 _kernels = None  # the loaded module
@@ -423,13 +424,22 @@ def prepare_compiled() -> bool:
     return _kernels is not None
 
 
+def kernel_split(B: int, T: int, m: int) -> int:
+    """How many threads the compiled loops split ``B`` sequences over (as
+    ``kernels._split`` does, without importing numba): torch's thread count, when the call
+    is on the loops (``m < 16`` or one sequence) and has at least 100,000 entries."""
+    if (m >= 16 and B >= 2) or B * T * m < 100_000:
+        return 1
+    return max(1, min(torch.get_num_threads(), B))
+
+
 def _estimates(B: int, T: int, m: int) -> tuple[float, float, float]:
     """Estimated seconds of one forward-backward on the (sequential, time-parallel,
     compiled) paths (the compiled estimate without its setup)."""
     seq = 2 * T * (COST_STEP + B * (COST_SEQ_MAC * m * m + COST_SEQ_ELEM * m))
     par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
-    if m < 16:  # kernels.BLAS_FROM: the step written as loops
-        comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m)
+    if m < 16 or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
+        comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m)
     else:  # one BLAS product per step
         comp = 2 * T * (COST_KERNEL_STEP + B * (COST_KERNEL_BLAS_MAC * m * m + COST_KERNEL_ELEM * m))
     return seq, par, comp
@@ -440,8 +450,8 @@ def use_compiled(B: int, T: int, m: int) -> bool:
     tokens with ``m`` states (on the CPU, no gradient) takes it.
 
     It compares the estimates of :func:`_estimates`: the torch paths (see
-    :func:`use_time_parallel`) against ``2 B T (COST_KERNEL_MAC m^2 + COST_KERNEL_LOOP_ELEM m)``
-    (loops, ``m < 16``) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
+    :func:`use_time_parallel`) against ``2 B T (COST_KERNEL_MAC m^2 + COST_KERNEL_LOOP_ELEM m) / P``
+    (loops, ``m < 16`` or ``B = 1``; ``P`` threads, :func:`kernel_split`) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
     COST_KERNEL_ELEM m))`` (BLAS), and takes the compiled path when its estimate is below
     the best torch estimate and that one exceeds ``COST_KERNEL_MIN``. Until the kernels are loaded in the
     process, the compiled path also owes ``COST_KERNEL_SETUP``: it is taken once the time it
@@ -531,8 +541,8 @@ TIME_PARALLEL: bool | None = None
 #: ``COST_PAR_MAC``: one multiply-add of the block products ``(K B m, m) x (m, m)``;
 #: ``COST_PAR_ELEM``: the elementwise work (scaling, normalising) per entry of those products.
 COST_STEP = 14e-6
-COST_SEQ_MAC = 0.01e-9
-COST_SEQ_ELEM = 4.2e-9
+COST_SEQ_MAC = 0.019e-9
+COST_SEQ_ELEM = 3.8e-9
 COST_PAR_MAC = 0.5e-9
 COST_PAR_ELEM = 5e-9
 
@@ -849,7 +859,7 @@ def hmm_log_prob(
     args = _compiled(parallel, likelihoods, initial, transition)
     if args is not None:
         tokens, table, init, trans = args
-        ll, first = _kernels.log_prob(tokens, init, trans, table)
+        ll, first = _kernels.log_prob(tokens, init, trans, table, threads=torch.get_num_threads())
         if not allow_zero:
             _raise_first_zero(torch.from_numpy(first), T, "forward pass")
         return torch.from_numpy(ll).to(initial.dtype)
@@ -891,7 +901,7 @@ def _smooth(initial: Tensor, transition: Tensor, likelihoods, loo: bool, paralle
     args = _compiled(parallel, likelihoods, initial, transition)
     if args is not None:
         tokens, table, init, trans = args
-        out, fzero, bzero = _kernels.smooth(tokens, init, trans, table, loo)
+        out, fzero, bzero = _kernels.smooth(tokens, init, trans, table, loo, threads=torch.get_num_threads())
         _raise_first_zero(torch.from_numpy(fzero), T, "forward pass")
         _raise_first_zero(torch.from_numpy(bzero).clamp(max=0), T, "backward pass")  # torch's loop reports position 0
         return torch.from_numpy(out).transpose(0, 1)
@@ -1005,7 +1015,7 @@ def hmm_start_backward(transition: Tensor, likelihoods, *, parallel: bool | None
     args = _compiled(parallel, likelihoods, transition)
     if args is not None:
         tokens, table, trans = args
-        b0, first = _kernels.start_backward(tokens, trans, table)
+        b0, first = _kernels.start_backward(tokens, trans, table, threads=torch.get_num_threads())
         first = torch.from_numpy(first)
         _raise_first_zero(torch.where(first >= 1, 0, -1), T, "backward pass")  # torch's loop reports position 0
         _raise_first_zero(torch.where(first == 0, 0, -1), 1, "backward pass to the mask")

@@ -19,8 +19,10 @@ flattened (B * T, m) likelihood tensor with ``tokens = arange(B * T).reshape(B, 
 ``initial`` (m,); ``transition`` (m, m) row-stochastic. float64 or float32 (one compiled
 version per dtype).
 
-For small ``m`` the step ``(B, m) x (m, m)`` is written as loops; from :data:`BLAS_FROM`
-states on it is one BLAS product over the whole batch.
+The step ``(B, m) x (m, m)`` is written as loops for small ``m`` or few sequences, and is
+one BLAS product over the batch from :data:`BLAS_FROM` states and :data:`BLAS_MIN_ROWS`
+sequences on (:func:`uses_blas`). Large calls on the loops split their sequences over
+``threads`` threads (the kernels release the GIL); a BLAS product is threaded by BLAS.
 
 This module imports numba at its top: :mod:`hmmtune.models.inference` imports it only when
 a call takes the compiled path, so ``import hmmtune`` stays light. Compiled code is cached
@@ -33,32 +35,50 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["BLAS_FROM", "smooth", "log_prob", "start_backward"]
+__all__ = ["BLAS_FROM", "BLAS_MIN_ROWS", "uses_blas", "smooth", "log_prob", "start_backward"]
 
-#: From this many states on, the step is one BLAS product over the batch.
+#: From this many states on, the step may be one BLAS product over the batch ...
 BLAS_FROM = 16
+#: ... when the batch has at least this many sequences: for one sequence the loops are
+#: cheaper (a BLAS call's overhead per step dominates; ``bench/calibrate_paths.py``).
+BLAS_MIN_ROWS = 2
 
 _njit = numba.njit(cache=True, nogil=True)
+_inline = numba.njit(cache=True, nogil=True, inline="always")
+# reassociation lets LLVM vectorise the dot products of the loop product; no other
+# fast-math flag (infinities and zeros are handled explicitly below)
+_njit_dot = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
 
+def uses_blas(rows: int, m: int) -> bool:
+    """Whether a step ``(rows, m) x (m, m)`` is one BLAS product (else loops)."""
+    return m >= BLAS_FROM and rows >= BLAS_MIN_ROWS
 
-@_njit
-def _propagate(src, mat, dst, small):
-    # dst = src @ mat for (B, m) x (m, m)
-    if small:
-        B, m = src.shape
-        for b in range(B):
-            for j in range(m):
-                acc = src[b, 0] * mat[0, j]
-                for i in range(1, m):
-                    acc += src[b, i] * mat[i, j]
-                dst[b, j] = acc
-    else:
+
+@_njit_dot
+def _loop_product(src, mat_t, dst):
+    # dst = src @ mat_t.T as dot products of contiguous rows
+    B, m = src.shape
+    for b in range(B):
+        for j in range(m):
+            acc = 0.0
+            for i in range(m):
+                acc += src[b, i] * mat_t[j, i]
+            dst[b, j] = acc
+
+
+@_inline
+def _propagate(src, mat, mat_t, dst, blas):
+    # dst = src @ mat for (B, m) x (m, m); mat_t is mat.T, contiguous
+    if blas:
         np.dot(src, mat, dst)
+    else:
+        _loop_product(src, mat_t, dst)
 
-@_njit
+
+@_inline
 def _forward_rows(tokens, table, t, pred, filt, logs, carry, first_zero):
-    # filt[b] = pred[b] * table[tokens[b, t]] normalised; returns nothing
+    # filt[b] = pred[b] * table[tokens[b, t]] normalised; the log normaliser added to logs[b]
     B, m = pred.shape
     for b in range(B):
         row = table[tokens[b, t]]
@@ -85,15 +105,16 @@ def _forward_rows(tokens, table, t, pred, filt, logs, carry, first_zero):
                 first_zero[b] = t
 
 
-@_njit
-def _backward_step(tokens, table, t, beta, tmp, at, small, first_zero):
-    # beta <- transition @ (L_t * beta), normalised (the message to position t - 1)
+@_inline
+def _backward_step(tokens, table, t, beta, tmp, at, a, blas, first_zero):
+    # beta <- transition @ (L_t * beta), normalised (the message to position t - 1);
+    # at = transition.T and a = transition, both contiguous
     B, m = beta.shape
     for b in range(B):
         row = table[tokens[b, t]]
         for j in range(m):
             tmp[b, j] = row[j] * beta[b, j]
-    _propagate(tmp, at, beta, small)
+    _propagate(tmp, at, a, beta, blas)
     for b in range(B):
         s = 0.0
         for j in range(m):
@@ -110,101 +131,170 @@ def _backward_step(tokens, table, t, beta, tmp, at, small, first_zero):
 
 
 @_njit
-def _smooth(tokens, initial, transition, table, masked):
+def _smooth(tokens, initial, transition, table, masked, blas, out, b0, fzero, bzero):
+    # the sequences tokens[0:B] are rows b0:b0 + B of out (T, B_all, m)
     B, T = tokens.shape
     m = initial.shape[0]
-    small = m < BLAS_FROM
     dt = table.dtype
-    out = np.empty((T, B, m), dt)
+    at = np.ascontiguousarray(transition.T)
     pred = np.empty((B, m), dt)
     filt = np.empty((B, m), dt)
     logs = np.zeros(B, np.float64)
     carry = np.zeros(B, np.float64)
-    fzero = np.full(B, -1, np.int64)
-    bzero = np.full(B, -1, np.int64)
     for b in range(B):
         pred[b] = initial
     for t in range(T):
         if masked:
-            out[t] = pred
+            out[t, b0 : b0 + B] = pred
         _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
         if not masked:
-            out[t] = filt
+            out[t, b0 : b0 + B] = filt
         if t + 1 < T:
-            _propagate(filt, transition, pred, small)
-    at = np.ascontiguousarray(transition.T)
+            _propagate(filt, transition, at, pred, blas)
     beta = np.full((B, m), 1.0 / m, dt)
     tmp = np.empty((B, m), dt)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             s = 0.0
             for j in range(m):
-                v = out[t, b, j] * beta[b, j]
-                out[t, b, j] = v
+                v = out[t, b0 + b, j] * beta[b, j]
+                out[t, b0 + b, j] = v
                 s += v
             if s > 0:
                 inv = 1.0 / s
                 for j in range(m):
-                    out[t, b, j] *= inv
+                    out[t, b0 + b, j] *= inv
         if t > 0:
-            _backward_step(tokens, table, t, beta, tmp, at, small, bzero)
-    return out, fzero, bzero
+            _backward_step(tokens, table, t, beta, tmp, at, transition, blas, bzero)
+
 
 @_njit
-def _log_prob(tokens, initial, transition, table):
+def _log_prob(tokens, initial, transition, table, blas, logs, fzero):
     B, T = tokens.shape
     m = initial.shape[0]
-    small = m < BLAS_FROM
     dt = table.dtype
+    at = np.ascontiguousarray(transition.T)
     pred = np.empty((B, m), dt)
     filt = np.empty((B, m), dt)
-    logs = np.zeros(B, np.float64)
     carry = np.zeros(B, np.float64)
-    fzero = np.full(B, -1, np.int64)
     for b in range(B):
         pred[b] = initial
     for t in range(T):
         _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
         if t + 1 < T:
-            _propagate(filt, transition, pred, small)
-    return logs, fzero
+            _propagate(filt, transition, at, pred, blas)
+
 
 @_njit
-def _start_backward(tokens, transition, table):
+def _start_backward(tokens, transition, table, blas, beta, bzero):
     B, T = tokens.shape
     m = transition.shape[0]
-    small = m < BLAS_FROM
     dt = table.dtype
     at = np.ascontiguousarray(transition.T)
-    beta = np.full((B, m), 1.0 / m, dt)
     tmp = np.empty((B, m), dt)
-    bzero = np.full(B, -1, np.int64)
     for t in range(T - 1, -1, -1):
         # t > 0: the message to position t - 1; t == 0: the message to the mask before it
-        _backward_step(tokens, table, t, beta, tmp, at, small, bzero)
-    return beta, bzero
+        _backward_step(tokens, table, t, beta, tmp, at, transition, blas, bzero)
 
 
-def smooth(tokens, initial, transition, table, masked: bool):
+# ----------------------------------------------------------------- threads over sequences
+_pool = None
+_pool_size = 0
+
+
+def _executor(threads: int):
+    global _pool, _pool_size
+    if _pool is None or _pool_size != threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hmmtune-kernels")
+        _pool_size = threads
+    return _pool
+
+
+#: Calls with fewer than this many (sequence, position, state) entries stay on one thread
+#: (handing work to a thread costs tens of microseconds).
+THREADS_MIN_ENTRIES = 100_000
+
+
+def _split(B: int, T: int, m: int, threads: int) -> list[tuple[int, int]]:
+    """Chunks of sequences, one a thread. Only the loops are split: a BLAS product is
+    threaded by the BLAS library already (holding it to one thread inside our threads
+    and releasing it after each call was measured slower: its threads spin meanwhile)."""
+    n = max(1, min(int(threads), B))
+    if n == 1 or uses_blas(B, m) or B * T * m < THREADS_MIN_ENTRIES:
+        return [(0, B)]
+    cuts = [round(i * B / n) for i in range(n + 1)]
+    return [(cuts[i], cuts[i + 1]) for i in range(n)]
+
+
+def _run(chunks, fn):
+    """fn(b0, b1) for every chunk, on the calling thread when there is one chunk."""
+    if len(chunks) == 1:
+        fn(*chunks[0])
+        return
+    pool = _executor(len(chunks))
+    for f in [pool.submit(fn, b0, b1) for b0, b1 in chunks]:
+        f.result()
+
+
+def smooth(tokens, initial, transition, table, masked: bool, threads: int = 1):
     """Smoothed (``masked=False``) or leave-one-out (``masked=True``) posteriors.
 
     Returns ``(out, forward_zero, backward_zero)``: ``out`` (T, B, m) with rows on the
     simplex (zero rows for an impossible sequence); ``forward_zero`` (B,) the first
     position whose forward normaliser vanished, or -1; ``backward_zero`` (B,) the position
     ``t >= 1`` whose likelihood column made the backward message to ``t - 1`` vanish, or -1.
+    ``threads``: the most threads to split the sequences over.
     """
-    return _smooth(tokens, initial, transition, table, bool(masked))
+    B, T = tokens.shape
+    m = initial.shape[0]
+    out = np.empty((T, B, m), table.dtype)
+    fzero = np.full(B, -1, np.int64)
+    bzero = np.full(B, -1, np.int64)
+    chunks = _split(B, T, m, threads)
+    blas = uses_blas(B, m)
+
+    def run(b0, b1):
+        _smooth(tokens[b0:b1], initial, transition, table, bool(masked), blas, out, b0, fzero[b0:b1], bzero[b0:b1])
+
+    _run(chunks, run)
+    return out, fzero, bzero
 
 
-def log_prob(tokens, initial, transition, table):
+def log_prob(tokens, initial, transition, table, threads: int = 1):
     """``log P(x)`` (B,) float64 (``-inf`` for an impossible sequence) and the first
-    impossible position (B,) (-1 for a possible sequence)."""
-    return _log_prob(tokens, initial, transition, table)
+    impossible position (B,) (-1 for a possible sequence). ``threads`` as in :func:`smooth`."""
+    B, T = tokens.shape
+    m = initial.shape[0]
+    logs = np.zeros(B, np.float64)
+    fzero = np.full(B, -1, np.int64)
+    chunks = _split(B, T, m, threads)
+    blas = uses_blas(B, m)
+
+    def run(b0, b1):
+        _log_prob(tokens[b0:b1], initial, transition, table, blas, logs[b0:b1], fzero[b0:b1])
+
+    _run(chunks, run)
+    return logs, fzero
 
 
-def start_backward(tokens, transition, table):
+def start_backward(tokens, transition, table, threads: int = 1):
     """The normalised backward message to a mask placed before the tokens, (B, m)
     (:func:`hmmtune.models.inference.hmm_start_backward`), and per sequence the position
     ``t`` whose likelihood column made the message to ``t - 1`` vanish (``t = 0``: the
-    message to the mask itself), or -1."""
-    return _start_backward(tokens, transition, table)
+    message to the mask itself), or -1. ``threads`` as in :func:`smooth`."""
+    B, T = tokens.shape
+    m = transition.shape[0]
+    beta = np.full((B, m), 1.0 / m, table.dtype)
+    bzero = np.full(B, -1, np.int64)
+    chunks = _split(B, T, m, threads)
+    blas = uses_blas(B, m)
+
+    def run(b0, b1):
+        _start_backward(tokens[b0:b1], transition, table, blas, beta[b0:b1], bzero[b0:b1])
+
+    _run(chunks, run)
+    return beta, bzero

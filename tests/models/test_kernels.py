@@ -52,21 +52,23 @@ def test_kernels_match_brute_force(name, T):
 
 
 def test_float32_and_blas_path_against_brute_force():
+    """m >= BLAS_FROM and at least BLAS_MIN_ROWS sequences: the step is one BLAS product."""
     rng = np.random.default_rng(0)
-    m, n, T = 17, 3, 4  # m >= BLAS_FROM: the step is one BLAS product
-    assert m >= kernels.BLAS_FROM
+    m, n, T = 17, 3, 4
     A = rng.random((m, m)) + 0.1
     A /= A.sum(1, keepdims=True)
     E = rng.random((m, n)) + 0.1
     E /= E.sum(1, keepdims=True)
     pi = rng.random(m)
     pi /= pi.sum()
-    x = rng.integers(0, n, (3, T)).astype(np.int64)
+    Bn = kernels.BLAS_MIN_ROWS
+    assert kernels.uses_blas(Bn, m) and not kernels.uses_blas(Bn - 1, m) and not kernels.uses_blas(Bn, kernels.BLAS_FROM - 1)
+    x = rng.integers(0, n, (Bn, T)).astype(np.int64)
     for dtype, tol in [(np.float64, 1e-13), (np.float32, 2e-6)]:
         out, _, _ = kernels.smooth(x, pi.astype(dtype), A.astype(dtype), _table(E).astype(dtype), False)
         assert out.dtype == dtype
         lp, _ = kernels.log_prob(x, pi.astype(dtype), A.astype(dtype), _table(E).astype(dtype))
-        for b in range(3):
+        for b in range(Bn):
             np.testing.assert_allclose(out[:, b], brute_posterior(pi, A, E, tuple(x[b])), atol=tol)
             np.testing.assert_allclose(lp[b], brute_log_prob(pi, A, E, tuple(x[b])), rtol=tol)
 
@@ -102,3 +104,51 @@ def test_likelihood_rows_as_the_table():
     a, _, _ = kernels.smooth(idx, pi, A, flat, False)
     b, _, _ = kernels.smooth(x.astype(np.int64), pi, A, _table(B), False)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("m", [3, 9])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sequences_split_over_threads_give_the_same_numbers(m, threads, monkeypatch):
+    """Chunks of sequences on several threads (each writing its rows of one output) against
+    one thread, and a few sequences of every chunk against brute-force enumeration."""
+    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    rng = np.random.default_rng(m)
+    A = rng.random((m, m)) + 0.05
+    A /= A.sum(1, keepdims=True)
+    E = rng.random((m, 4)) + 0.05
+    E /= E.sum(1, keepdims=True)
+    pi = np.full(m, 1.0 / m)
+    B, T = 40, 4
+    x = rng.integers(0, 4, (B, T)).astype(np.int64)
+    assert len(kernels._split(B, T, m, threads)) == threads
+    for masked in (False, True):
+        one = kernels.smooth(x, pi, A, _table(E), masked, threads=1)
+        many = kernels.smooth(x, pi, A, _table(E), masked, threads=threads)
+        for a, b in zip(one, many):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(kernels.log_prob(x, pi, A, _table(E), threads=threads)[0], kernels.log_prob(x, pi, A, _table(E))[0], rtol=1e-15)
+    np.testing.assert_allclose(kernels.start_backward(x, A, _table(E), threads=threads)[0], kernels.start_backward(x, A, _table(E))[0], atol=1e-15)
+    out, _, _ = kernels.smooth(x, pi, A, _table(E), False, threads=threads)
+    lp, _ = kernels.log_prob(x, pi, A, _table(E), threads=threads)
+    for b in (0, B // 2, B - 1):  # the first, a middle and the last chunk
+        s = tuple(x[b])
+        np.testing.assert_allclose(out[:, b], brute_posterior(pi, A, E, s), atol=1e-13)
+        np.testing.assert_allclose(lp[b], brute_log_prob(pi, A, E, s), rtol=1e-12)
+
+
+def test_impossible_sequences_in_every_chunk(monkeypatch):
+    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    pi, A, B = np_params("m2n2")
+    seqs = np.array(list(itertools.product(range(2), repeat=5)), dtype=np.int64)
+    ref = kernels.smooth(seqs, pi, A, _table(B), False)
+    got = kernels.smooth(seqs, pi, A, _table(B), False, threads=2)
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(kernels.log_prob(seqs, pi, A, _table(B), threads=2)[1], kernels.log_prob(seqs, pi, A, _table(B))[1])
+
+
+def test_small_calls_stay_on_one_thread():
+    assert kernels._split(1, 100_000, 4, 2) == [(0, 1)]  # one sequence
+    assert kernels._split(8, 10, 4, 2) == [(0, 8)]  # too little work to hand over
+    assert kernels._split(4000, 64, 4, 2) == [(0, 2000), (2000, 4000)]
+    assert kernels._split(4000, 64, 32, 2) == [(0, 4000)]  # one BLAS product: BLAS threads it
