@@ -120,8 +120,16 @@ def as_tokens(tokens: Any, num_tokens: int, device=None, name: str = "tokens") -
     if t.shape[1] == 0:
         raise ValueError(f"{name} has length 0: at least one token per sequence is needed")
     if t.numel():
-        bad = (t < 0) | (t >= num_tokens)
-        if bool(bad.any()):
+        if t.device.type == "cpu":
+            # numpy's single-threaded min / max: torch's threaded reductions leave its OpenMP
+            # threads spinning, which halved the speed of the compiled kernels (BLAS threads)
+            # that run next (measured: m = 32, 4000 x 64, log_prob 79 ms against 41 ms)
+            a = t.numpy()
+            out_of_range = bool(a.min() < 0 or a.max() >= num_tokens)
+        else:
+            out_of_range = bool(((t < 0) | (t >= num_tokens)).any())
+        if out_of_range:
+            bad = (t < 0) | (t >= num_tokens)
             b, pos = torch.nonzero(bad)[0].tolist()
             raise ValueError(
                 f"{name}[{b}, {pos}] = {int(t[b, pos])} is outside the vocabulary [0, {num_tokens})"

@@ -424,11 +424,18 @@ def prepare_compiled() -> bool:
     return _kernels is not None
 
 
+#: kernels.BLAS_FROM and kernels.THREADS_MIN_ENTRIES, known here without importing numba
+#: (a test checks that they agree)
+KERNEL_BLAS_FROM = 32
+KERNEL_THREADS_MIN_ENTRIES = 100_000
+
+
 def kernel_split(B: int, T: int, m: int) -> int:
     """How many threads the compiled loops split ``B`` sequences over (as
     ``kernels._split`` does, without importing numba): torch's thread count, when the call
-    is on the loops (``m < 16`` or one sequence) and has at least 100,000 entries."""
-    if (m >= 16 and B >= 2) or B * T * m < 100_000:
+    is on the loops (``m < KERNEL_BLAS_FROM`` or one sequence) and has at least
+    ``KERNEL_THREADS_MIN_ENTRIES`` entries."""
+    if (m >= KERNEL_BLAS_FROM and B >= 2) or B * T * m < KERNEL_THREADS_MIN_ENTRIES:
         return 1
     return max(1, min(torch.get_num_threads(), B))
 
@@ -438,7 +445,7 @@ def _estimates(B: int, T: int, m: int) -> tuple[float, float, float]:
     compiled) paths (the compiled estimate without its setup)."""
     seq = 2 * T * (COST_STEP + B * (COST_SEQ_MAC * m * m + COST_SEQ_ELEM * m))
     par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
-    if m < 16 or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
+    if m < KERNEL_BLAS_FROM or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
         comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m)
     else:  # one BLAS product per step
         comp = 2 * T * (COST_KERNEL_STEP + B * (COST_KERNEL_BLAS_MAC * m * m + COST_KERNEL_ELEM * m))
@@ -451,7 +458,7 @@ def use_compiled(B: int, T: int, m: int) -> bool:
 
     It compares the estimates of :func:`_estimates`: the torch paths (see
     :func:`use_time_parallel`) against ``2 B T (COST_KERNEL_MAC m^2 + COST_KERNEL_LOOP_ELEM m) / P``
-    (loops, ``m < 16`` or ``B = 1``; ``P`` threads, :func:`kernel_split`) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
+    (loops, ``m < 32`` or ``B = 1``; ``P`` threads, :func:`kernel_split`) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
     COST_KERNEL_ELEM m))`` (BLAS), and takes the compiled path when its estimate is below
     the best torch estimate and that one exceeds ``COST_KERNEL_MIN``. Until the kernels are loaded in the
     process, the compiled path also owes ``COST_KERNEL_SETUP``: it is taken once the time it

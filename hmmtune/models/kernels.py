@@ -21,8 +21,10 @@ version per dtype).
 
 The step ``(B, m) x (m, m)`` is written as loops for small ``m`` or few sequences, and is
 one BLAS product over the batch from :data:`BLAS_FROM` states and :data:`BLAS_MIN_ROWS`
-sequences on (:func:`uses_blas`). Large calls on the loops split their sequences over
-``threads`` threads (the kernels release the GIL); a BLAS product is threaded by BLAS.
+sequences on (:func:`uses_blas`); a large sparse transition (:data:`SPARSE_FROM`,
+:data:`SPARSE_DENSITY`) is used in compressed form instead (:func:`step_form`). Large calls
+on the loops or the sparse form split their sequences over ``threads`` threads (the
+kernels release the GIL); a BLAS product is threaded by BLAS.
 
 This module imports numba at its top: :mod:`hmmtune.models.inference` imports it only when
 a call takes the compiled path, so ``import hmmtune`` stays light. Compiled code is cached
@@ -35,13 +37,18 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["BLAS_FROM", "BLAS_MIN_ROWS", "uses_blas", "smooth", "log_prob", "start_backward"]
+__all__ = ["BLAS_FROM", "BLAS_MIN_ROWS", "SPARSE_FROM", "SPARSE_DENSITY", "uses_blas", "smooth", "log_prob", "start_backward"]
 
 #: From this many states on, the step may be one BLAS product over the batch ...
-BLAS_FROM = 16
+BLAS_FROM = 32
 #: ... when the batch has at least this many sequences: for one sequence the loops are
 #: cheaper (a BLAS call's overhead per step dominates; ``bench/calibrate_paths.py``).
 BLAS_MIN_ROWS = 2
+#: A transition with at least this many states ...
+SPARSE_FROM = 64
+#: ... and at most this fraction of nonzero entries is used in compressed (CSR) form: the
+#: step costs ``B * nnz`` multiply-adds instead of ``B * m^2`` (e.g. 5 successors per state).
+SPARSE_DENSITY = 1 / 32
 
 _njit = numba.njit(cache=True, nogil=True)
 _inline = numba.njit(cache=True, nogil=True, inline="always")
@@ -68,9 +75,25 @@ def _loop_product(src, mat_t, dst):
 
 
 @_inline
-def _propagate(src, mat, mat_t, dst, blas):
-    # dst = src @ mat for (B, m) x (m, m); mat_t is mat.T, contiguous
-    if blas:
+def _sparse_product(src, csr, dst):
+    # dst[b, j] = sum_k src[b, idx[k]] * val[k] over row j of csr = (ptr, idx, val)
+    ptr, idx, val = csr
+    B, m = dst.shape
+    for b in range(B):
+        for j in range(m):
+            acc = 0.0
+            for k in range(ptr[j], ptr[j + 1]):
+                acc += src[b, idx[k]] * val[k]
+            dst[b, j] = acc
+
+
+@_inline
+def _propagate(src, mat, mat_t, dst, blas, csr):
+    # dst = src @ mat for (B, m) x (m, m); mat_t is mat.T, contiguous; csr: None, or mat.T's
+    # nonzeros by rows (the branch is resolved when numba compiles, per argument type)
+    if csr is not None:
+        _sparse_product(src, csr, dst)
+    elif blas:
         np.dot(src, mat, dst)
     else:
         _loop_product(src, mat_t, dst)
@@ -106,7 +129,7 @@ def _forward_rows(tokens, table, t, pred, filt, logs, carry, first_zero):
 
 
 @_inline
-def _backward_step(tokens, table, t, beta, tmp, at, a, blas, first_zero):
+def _backward_step(tokens, table, t, beta, tmp, at, a, blas, csr_b, first_zero):
     # beta <- transition @ (L_t * beta), normalised (the message to position t - 1);
     # at = transition.T and a = transition, both contiguous
     B, m = beta.shape
@@ -114,7 +137,7 @@ def _backward_step(tokens, table, t, beta, tmp, at, a, blas, first_zero):
         row = table[tokens[b, t]]
         for j in range(m):
             tmp[b, j] = row[j] * beta[b, j]
-    _propagate(tmp, at, a, beta, blas)
+    _propagate(tmp, at, a, beta, blas, csr_b)
     for b in range(B):
         s = 0.0
         for j in range(m):
@@ -131,7 +154,7 @@ def _backward_step(tokens, table, t, beta, tmp, at, a, blas, first_zero):
 
 
 @_njit
-def _smooth(tokens, initial, transition, table, masked, blas, out, b0, fzero, bzero):
+def _smooth(tokens, initial, transition, table, masked, blas, csr_f, csr_b, out, b0, fzero, bzero):
     # the sequences tokens[0:B] are rows b0:b0 + B of out (T, B_all, m)
     B, T = tokens.shape
     m = initial.shape[0]
@@ -150,7 +173,7 @@ def _smooth(tokens, initial, transition, table, masked, blas, out, b0, fzero, bz
         if not masked:
             out[t, b0 : b0 + B] = filt
         if t + 1 < T:
-            _propagate(filt, transition, at, pred, blas)
+            _propagate(filt, transition, at, pred, blas, csr_f)
     beta = np.full((B, m), 1.0 / m, dt)
     tmp = np.empty((B, m), dt)
     for t in range(T - 1, -1, -1):
@@ -165,11 +188,11 @@ def _smooth(tokens, initial, transition, table, masked, blas, out, b0, fzero, bz
                 for j in range(m):
                     out[t, b0 + b, j] *= inv
         if t > 0:
-            _backward_step(tokens, table, t, beta, tmp, at, transition, blas, bzero)
+            _backward_step(tokens, table, t, beta, tmp, at, transition, blas, csr_b, bzero)
 
 
 @_njit
-def _log_prob(tokens, initial, transition, table, blas, logs, fzero):
+def _log_prob(tokens, initial, transition, table, blas, csr_f, logs, fzero):
     B, T = tokens.shape
     m = initial.shape[0]
     dt = table.dtype
@@ -182,11 +205,11 @@ def _log_prob(tokens, initial, transition, table, blas, logs, fzero):
     for t in range(T):
         _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
         if t + 1 < T:
-            _propagate(filt, transition, at, pred, blas)
+            _propagate(filt, transition, at, pred, blas, csr_f)
 
 
 @_njit
-def _start_backward(tokens, transition, table, blas, beta, bzero):
+def _start_backward(tokens, transition, table, blas, csr_b, beta, bzero):
     B, T = tokens.shape
     m = transition.shape[0]
     dt = table.dtype
@@ -194,7 +217,7 @@ def _start_backward(tokens, transition, table, blas, beta, bzero):
     tmp = np.empty((B, m), dt)
     for t in range(T - 1, -1, -1):
         # t > 0: the message to position t - 1; t == 0: the message to the mask before it
-        _backward_step(tokens, table, t, beta, tmp, at, transition, blas, bzero)
+        _backward_step(tokens, table, t, beta, tmp, at, transition, blas, csr_b, bzero)
 
 
 # ----------------------------------------------------------------- threads over sequences
@@ -219,12 +242,12 @@ def _executor(threads: int):
 THREADS_MIN_ENTRIES = 100_000
 
 
-def _split(B: int, T: int, m: int, threads: int) -> list[tuple[int, int]]:
-    """Chunks of sequences, one a thread. Only the loops are split: a BLAS product is
-    threaded by the BLAS library already (holding it to one thread inside our threads
-    and releasing it after each call was measured slower: its threads spin meanwhile)."""
+def _split(B: int, T: int, m: int, threads: int, form: str = "loops") -> list[tuple[int, int]]:
+    """Chunks of sequences, one a thread. A BLAS product is not split: BLAS threads it
+    already (holding it to one thread inside our threads and releasing it after each call
+    was measured slower: its threads spin meanwhile)."""
     n = max(1, min(int(threads), B))
-    if n == 1 or uses_blas(B, m) or B * T * m < THREADS_MIN_ENTRIES:
+    if n == 1 or form == "blas" or B * T * m < THREADS_MIN_ENTRIES:
         return [(0, B)]
     cuts = [round(i * B / n) for i in range(n + 1)]
     return [(cuts[i], cuts[i + 1]) for i in range(n)]
@@ -238,6 +261,35 @@ def _run(chunks, fn):
     pool = _executor(len(chunks))
     for f in [pool.submit(fn, b0, b1) for b0, b1 in chunks]:
         f.result()
+
+
+def _csr(mat) -> tuple:
+    """(ptr, idx, val) of mat's nonzeros by rows."""
+    rows, cols = np.nonzero(mat)
+    ptr = np.zeros(mat.shape[0] + 1, np.int64)
+    np.cumsum(np.bincount(rows, minlength=mat.shape[0]), out=ptr[1:])
+    return ptr, cols.astype(np.int64), np.ascontiguousarray(mat[rows, cols])
+
+
+def step_form(B: int, transition) -> str:
+    """How a step ``(B, m) x (m, m)`` is computed: ``"sparse"`` (``m >= SPARSE_FROM`` and
+    at most ``SPARSE_DENSITY`` of the transition nonzero), ``"blas"`` (:func:`uses_blas`)
+    or ``"loops"``."""
+    m = transition.shape[0]
+    if m >= SPARSE_FROM and np.count_nonzero(transition) <= SPARSE_DENSITY * m * m:
+        return "sparse"
+    return "blas" if uses_blas(B, m) else "loops"
+
+
+def _plan(B: int, T: int, transition, table, threads: int):
+    """(chunks, blas, csr of transition.T (forward), csr of transition (backward)); the csr
+    are None unless the form is sparse."""
+    m = transition.shape[0]
+    form = step_form(B, transition)
+    fwd = bwd = None
+    if form == "sparse":
+        fwd, bwd = _csr(np.ascontiguousarray(transition.T)), _csr(transition)
+    return _split(B, T, m, threads, form), form == "blas", fwd, bwd
 
 
 def smooth(tokens, initial, transition, table, masked: bool, threads: int = 1):
@@ -254,11 +306,10 @@ def smooth(tokens, initial, transition, table, masked: bool, threads: int = 1):
     out = np.empty((T, B, m), table.dtype)
     fzero = np.full(B, -1, np.int64)
     bzero = np.full(B, -1, np.int64)
-    chunks = _split(B, T, m, threads)
-    blas = uses_blas(B, m)
+    chunks, blas, fwd, bwd = _plan(B, T, transition, table, threads)
 
     def run(b0, b1):
-        _smooth(tokens[b0:b1], initial, transition, table, bool(masked), blas, out, b0, fzero[b0:b1], bzero[b0:b1])
+        _smooth(tokens[b0:b1], initial, transition, table, bool(masked), blas, fwd, bwd, out, b0, fzero[b0:b1], bzero[b0:b1])
 
     _run(chunks, run)
     return out, fzero, bzero
@@ -271,11 +322,10 @@ def log_prob(tokens, initial, transition, table, threads: int = 1):
     m = initial.shape[0]
     logs = np.zeros(B, np.float64)
     fzero = np.full(B, -1, np.int64)
-    chunks = _split(B, T, m, threads)
-    blas = uses_blas(B, m)
+    chunks, blas, fwd, _ = _plan(B, T, transition, table, threads)
 
     def run(b0, b1):
-        _log_prob(tokens[b0:b1], initial, transition, table, blas, logs[b0:b1], fzero[b0:b1])
+        _log_prob(tokens[b0:b1], initial, transition, table, blas, fwd, logs[b0:b1], fzero[b0:b1])
 
     _run(chunks, run)
     return logs, fzero
@@ -290,11 +340,10 @@ def start_backward(tokens, transition, table, threads: int = 1):
     m = transition.shape[0]
     beta = np.full((B, m), 1.0 / m, table.dtype)
     bzero = np.full(B, -1, np.int64)
-    chunks = _split(B, T, m, threads)
-    blas = uses_blas(B, m)
+    chunks, blas, _, bwd = _plan(B, T, transition, table, threads)
 
     def run(b0, b1):
-        _start_backward(tokens[b0:b1], transition, table, blas, beta[b0:b1], bzero[b0:b1])
+        _start_backward(tokens[b0:b1], transition, table, blas, bwd, beta[b0:b1], bzero[b0:b1])
 
     _run(chunks, run)
     return beta, bzero

@@ -179,3 +179,30 @@ def test_singular_values_cache_is_keyed_by_content(monkeypatch):
     B = A.copy()
     B[:, 3] = B[:, 0]  # other content: a fresh SVD, rank 3
     assert linalg.numerical_rank(B)[0] == 3 and len(linalg._SVD_CACHE) == 2
+
+
+def test_least_squares_solves_a_well_conditioned_square_matrix_by_lu(monkeypatch):
+    """With W's singular values kept, least_squares(W^T, y) takes an LU solve and returns
+    numpy's own minimum-norm solution; an ill-conditioned W, or one whose values are not
+    kept, goes to gelsd (lstsq)."""
+    import torch
+
+    monkeypatch.setattr(linalg, "_SVD_CACHE_MIN_SIZE", 4)
+    monkeypatch.setattr(linalg, "_SVD_CACHE", {})
+    calls = []
+    real = torch.linalg.lstsq
+    monkeypatch.setattr(torch.linalg, "lstsq", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(4)
+    W = rng.random((6, 6)) + np.eye(6)
+    y = rng.random(6)
+    ref = np.linalg.lstsq(W.T, y, rcond=None)[0]
+    np.testing.assert_allclose(linalg.least_squares(W.T, y), ref, rtol=1e-12)
+    assert calls == [1]  # nothing kept yet: gelsd
+    linalg.numerical_rank(W)  # the rank facts keep W's singular values
+    np.testing.assert_allclose(linalg.least_squares(W.T, y), ref, rtol=1e-12)
+    assert calls == [1]  # LU
+    V = W.copy()
+    V[:, 5] = V[:, 0] + 1e-12 * V[:, 1]  # condition number ~1e12
+    linalg.numerical_rank(V)
+    assert np.isfinite(linalg.least_squares(V.T, y)).all()
+    assert calls == [1, 1]  # ill-conditioned: gelsd

@@ -54,7 +54,7 @@ def test_kernels_match_brute_force(name, T):
 def test_float32_and_blas_path_against_brute_force():
     """m >= BLAS_FROM and at least BLAS_MIN_ROWS sequences: the step is one BLAS product."""
     rng = np.random.default_rng(0)
-    m, n, T = 17, 3, 4
+    m, n, T = 33, 3, 4
     A = rng.random((m, m)) + 0.1
     A /= A.sum(1, keepdims=True)
     E = rng.random((m, n)) + 0.1
@@ -151,4 +151,63 @@ def test_small_calls_stay_on_one_thread():
     assert kernels._split(1, 100_000, 4, 2) == [(0, 1)]  # one sequence
     assert kernels._split(8, 10, 4, 2) == [(0, 8)]  # too little work to hand over
     assert kernels._split(4000, 64, 4, 2) == [(0, 2000), (2000, 4000)]
-    assert kernels._split(4000, 64, 32, 2) == [(0, 4000)]  # one BLAS product: BLAS threads it
+    assert kernels._split(4000, 64, 32, 2, "blas") == [(0, 4000)]  # one BLAS product: BLAS threads it
+    assert kernels._split(4000, 64, 32, 2, "sparse") == [(0, 2000), (2000, 4000)]
+
+
+def _sparse_model(m, n, successors, seed):
+    rng = np.random.default_rng(seed)
+    A = np.zeros((m, m))
+    for i in range(m):
+        A[i, rng.choice(m, successors, replace=False)] = rng.random(successors) + 0.1
+    A /= A.sum(1, keepdims=True)
+    E = rng.random((m, n)) + 0.1
+    E /= E.sum(1, keepdims=True)
+    return np.full(m, 1.0 / m), A, E
+
+
+def test_sparse_transition_against_brute_force():
+    """A transition with 2 successors per state (density 2/70 <= SPARSE_DENSITY) runs in
+    CSR form; every quantity against brute-force enumeration over the 70^2 hidden paths."""
+    pi, A, E = _sparse_model(70, 4, 2, seed=0)
+    assert kernels.step_form(5, A) == "sparse" and kernels.step_form(1, A) == "sparse"
+    x = np.array([[0, 1], [2, 3], [1, 1], [3, 0], [2, 2]], dtype=np.int64)
+    seqs = [tuple(r) for r in x]
+    assert all(brute_prob(pi, A, E, s) > 0 for s in seqs)
+    out, fz, bz = kernels.smooth(x, pi, A, _table(E), False)
+    mout, _, _ = kernels.smooth(x, pi, A, _table(E), True)
+    lp, _ = kernels.log_prob(x, pi, A, _table(E))
+    b0, _ = kernels.start_backward(x, A, _table(E))
+    assert (fz == -1).all() and (bz == -1).all()
+    for b, s in enumerate(seqs):
+        np.testing.assert_allclose(out[:, b], brute_posterior(pi, A, E, s), atol=1e-13)
+        np.testing.assert_allclose(mout[:, b], brute_masked_posterior(pi, A, E, s), atol=1e-13)
+        np.testing.assert_allclose(lp[b], brute_log_prob(pi, A, E, s), rtol=1e-12)
+        ref = np.array([brute_prob(np.eye(70)[h] @ A, A, E, s) for h in range(70)])
+        np.testing.assert_allclose(b0[b], ref / ref.sum(), atol=1e-13)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_and_dense_forms_agree(threads, monkeypatch):
+    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    pi, A, E = _sparse_model(80, 5, 2, seed=1)
+    x = np.random.default_rng(2).integers(0, 5, (6, 40)).astype(np.int64)
+    sparse = (kernels.smooth(x, pi, A, _table(E), False, threads=threads)[0], kernels.log_prob(x, pi, A, _table(E), threads=threads)[0],
+              kernels.start_backward(x, A, _table(E), threads=threads)[0])
+    monkeypatch.setattr(kernels, "SPARSE_FROM", 10**9)
+    assert kernels.step_form(6, A) == "blas"
+    dense = (kernels.smooth(x, pi, A, _table(E), False)[0], kernels.log_prob(x, pi, A, _table(E))[0], kernels.start_backward(x, A, _table(E))[0])
+    for a, b in zip(sparse, dense):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_inference_knows_the_kernels_thresholds():
+    import torch
+
+    from hmmtune.models import inference
+
+    assert inference.KERNEL_BLAS_FROM == kernels.BLAS_FROM
+    assert inference.KERNEL_THREADS_MIN_ENTRIES == kernels.THREADS_MIN_ENTRIES
+    for B, T, m in [(1, 10**5, 4), (4000, 64, 4), (4000, 64, 40), (3, 10, 4), (2, 10**5, 31)]:
+        form = "blas" if kernels.uses_blas(B, m) else "loops"
+        assert inference.kernel_split(B, T, m) == len(kernels._split(B, T, m, torch.get_num_threads(), form))
