@@ -28,7 +28,8 @@ divided by the emission column of the observed token and renormalised (exact, th
 emissions of ``paper_hmm`` are positive), and that division is timed with it.
 
 Each implementation runs once untimed (warm-up / compilation) and checks its answer
-against hmmtune (max abs difference, recorded), then ``--repeats`` timed runs (median).
+against hmmtune (max abs difference, recorded), then ``--repeats`` timed runs, more for fast calls until ``--min-time`` seconds have
+passed (median of all).
 A run longer than ``--long`` seconds is not repeated. A peer whose time on a cell,
 predicted from its smallest measured cell of the same m and quantity as proportional to
 B*T, exceeds ``--budget`` seconds is not run there: the JSON marks it ``skipped`` with the
@@ -215,6 +216,8 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     ms, bts = (QUICK_M, QUICK_BT) if args.quick else (GRID_M, GRID_BT)
+    if args.min_time is None:
+        args.min_time = 0.0 if args.quick else 0.5
     if args.m:
         ms = [m for m in ms if m in args.m]
     peers = [p for p in ["hmmlearn-log", "hmmlearn-scaling", "dynamax", "dynamax-parallel", "pyro"] if p not in args.skip]
@@ -287,7 +290,11 @@ def run(args) -> dict:
                     del out
                     times = [first] if (name != "hmmtune" and not name.startswith("dynamax") and first > args.long) else []
                     if not times:
-                        for _ in range(args.repeats if first < args.long else 1):
+                        n = args.repeats if first < args.long else 1
+                        t_start = time.perf_counter()
+                        # at least --repeats runs; fast calls repeat until --min-time has passed
+                        # (a median of a few millisecond runs moves with every interruption)
+                        while len(times) < n or (time.perf_counter() - t_start < args.min_time and len(times) < 1000):
                             t0 = time.perf_counter()
                             fns[q]()
                             times.append(time.perf_counter() - t0)
@@ -395,6 +402,7 @@ def main(argv=None):
     p.add_argument("--out", help="write the JSON here")
     p.add_argument("--plot", help="write the figure (PNG) here")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--min-time", type=float, default=None, help="seconds: fast calls repeat at least this long (median of all; default 0.5, 0 with --quick)")
     p.add_argument("--long", type=float, default=10.0, help="seconds: a longer run is not repeated")
     p.add_argument("--budget", type=float, default=60.0, help="seconds: skip a peer predicted to take longer")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -40,7 +40,7 @@ from hmmtune.models import inference
 from hmmtune.models.generators import paper_hmm
 
 SMALL_M = [2, 4, 8, 12]
-LARGE_M = [16, 32, 64, 128]
+LARGE_M = [16, 32, 64, 128, 256]
 SHAPES = [(1, 20000), (4, 5000), (16, 2000), (256, 128), (2048, 16)]
 
 
