@@ -387,7 +387,9 @@ COMPILED: bool | None = None
 #: sequence),
 #: ``COST_KERNEL_LOOP_ELEM`` the rest of their work per (sequence, position, state);
 #: ``COST_KERNEL_BLAS_MAC``: the same as one BLAS product; ``COST_KERNEL_ELEM``: the
-#: elementwise work per (sequence, position, state); ``COST_KERNEL_SETUP``: the one-off cost
+#: elementwise work per (sequence, position, state); ``COST_KERNEL_SPARSE_MAC``: one
+#: multiply-add of the CSR form's step (measured on the large checks' models, 5 successors
+#: per state, docs/benchmarks-check.md); ``COST_KERNEL_SETUP``: the one-off cost
 #: per process of importing numba and loading the machine code from numba's disk cache;
 #: ``COST_KERNEL_MIN``: calls whose torch estimate is below this stay on torch (nothing a
 #: user would notice to gain).
@@ -396,6 +398,7 @@ COST_KERNEL_MAC = 0.031e-9
 COST_KERNEL_LOOP_ELEM = 6.1e-9
 COST_KERNEL_BLAS_MAC = 0.029e-9
 COST_KERNEL_ELEM = 2.2e-9
+COST_KERNEL_SPARSE_MAC = 0.5e-9
 COST_KERNEL_SETUP = 0.47
 COST_KERNEL_MIN = 2e-3
 
@@ -428,37 +431,51 @@ def prepare_compiled() -> bool:
 #: (a test checks that they agree)
 KERNEL_BLAS_FROM = 32
 KERNEL_THREADS_MIN_ENTRIES = 100_000
+#: kernels.SPARSE_FROM and kernels.SPARSE_DENSITY
+KERNEL_SPARSE_FROM = 64
+KERNEL_SPARSE_DENSITY = 1 / 32
 
 
-def kernel_split(B: int, T: int, m: int) -> int:
-    """How many threads the compiled loops split ``B`` sequences over (as
+def kernel_sparse(m: int, nnz: int | None) -> bool:
+    """Whether the kernels keep a transition with ``nnz`` nonzero entries in CSR form."""
+    return nnz is not None and m >= KERNEL_SPARSE_FROM and nnz <= KERNEL_SPARSE_DENSITY * m * m
+
+
+def kernel_split(B: int, T: int, m: int, nnz: int | None = None) -> int:
+    """How many threads the compiled kernels split ``B`` sequences over (as
     ``kernels._split`` does, without importing numba): torch's thread count, when the call
-    is on the loops (``m < KERNEL_BLAS_FROM`` or one sequence) and has at least
-    ``KERNEL_THREADS_MIN_ENTRIES`` entries."""
-    if (m >= KERNEL_BLAS_FROM and B >= 2) or B * T * m < KERNEL_THREADS_MIN_ENTRIES:
+    is on the loops (``m < KERNEL_BLAS_FROM`` or one sequence) or the CSR form
+    (:func:`kernel_sparse`) and has at least ``KERNEL_THREADS_MIN_ENTRIES`` entries."""
+    blas = m >= KERNEL_BLAS_FROM and B >= 2 and not kernel_sparse(m, nnz)
+    if blas or B * T * m < KERNEL_THREADS_MIN_ENTRIES:
         return 1
     return max(1, min(torch.get_num_threads(), B))
 
 
-def _estimates(B: int, T: int, m: int) -> tuple[float, float, float]:
+def _estimates(B: int, T: int, m: int, nnz: int | None = None) -> tuple[float, float, float]:
     """Estimated seconds of one forward-backward on the (sequential, time-parallel,
-    compiled) paths (the compiled estimate without its setup)."""
+    compiled) paths (the compiled estimate without its setup); ``nnz``: the transition's
+    nonzero entries, where known."""
     seq = 2 * T * (COST_STEP + B * (COST_SEQ_MAC * m * m + COST_SEQ_ELEM * m))
     par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
-    if m < KERNEL_BLAS_FROM or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
+    if kernel_sparse(m, nnz):  # CSR: B nnz multiply-adds per step, threads over sequences
+        comp = 2 * T * B * (COST_KERNEL_SPARSE_MAC * nnz + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m, nnz)
+    elif m < KERNEL_BLAS_FROM or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
         comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m)
     else:  # one BLAS product per step
         comp = 2 * T * (COST_KERNEL_STEP + B * (COST_KERNEL_BLAS_MAC * m * m + COST_KERNEL_ELEM * m))
     return seq, par, comp
 
 
-def use_compiled(B: int, T: int, m: int) -> bool:
+def use_compiled(B: int, T: int, m: int, nnz: int | None = None) -> bool:
     """The cost rule of the compiled path: whether a call on ``B`` sequences of ``T``
     tokens with ``m`` states (on the CPU, no gradient) takes it.
 
     It compares the estimates of :func:`_estimates`: the torch paths (see
     :func:`use_time_parallel`) against ``2 B T (COST_KERNEL_MAC m^2 + COST_KERNEL_LOOP_ELEM m) / P``
-    (loops, ``m < 32`` or ``B = 1``; ``P`` threads, :func:`kernel_split`) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
+    (loops, ``m < 32`` or ``B = 1``; ``P`` threads, :func:`kernel_split`), ``2 B T
+    (COST_KERNEL_SPARSE_MAC nnz + COST_KERNEL_LOOP_ELEM m) / P`` (a sparse transition,
+    :func:`kernel_sparse`, when ``nnz`` is given) or ``2 T (COST_KERNEL_STEP + B (COST_KERNEL_BLAS_MAC m^2 +
     COST_KERNEL_ELEM m))`` (BLAS), and takes the compiled path when its estimate is below
     the best torch estimate and that one exceeds ``COST_KERNEL_MIN``. Until the kernels are loaded in the
     process, the compiled path also owes ``COST_KERNEL_SETUP``: it is taken once the time it
@@ -471,7 +488,7 @@ def use_compiled(B: int, T: int, m: int) -> bool:
         return bool(COMPILED) and prepare_compiled()
     if _kernels_missing:
         return False
-    seq, par, comp = _estimates(B, T, m)
+    seq, par, comp = _estimates(B, T, m, nnz)
     if TIME_PARALLEL is not None:
         best = par if TIME_PARALLEL else seq
     else:
@@ -519,7 +536,14 @@ def _compiled(parallel: bool | None, likelihoods, *params: Tensor):
     if COMPILED is None and (TIME_PARALLEL is True and parallel is None):
         return None
     args = _compiled_inputs(likelihoods, *params)
-    if args is None or not use_compiled(B, T, m):
+    if args is None:
+        return None
+    # the transition is the last parameter at every call site; its nonzeros count (numpy:
+    # single-threaded) only where the kernels could keep it sparse
+    import numpy as np
+
+    nnz = int(np.count_nonzero(args[-1])) if m >= KERNEL_SPARSE_FROM else None
+    if not use_compiled(B, T, m, nnz):
         return None
     return args
 

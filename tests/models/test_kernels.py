@@ -211,3 +211,13 @@ def test_inference_knows_the_kernels_thresholds():
     for B, T, m in [(1, 10**5, 4), (4000, 64, 4), (4000, 64, 40), (3, 10, 4), (2, 10**5, 31)]:
         form = "blas" if kernels.uses_blas(B, m) else "loops"
         assert inference.kernel_split(B, T, m) == len(kernels._split(B, T, m, torch.get_num_threads(), form))
+
+
+def test_inference_knows_when_the_kernels_go_sparse():
+    from hmmtune.models import inference
+
+    assert inference.KERNEL_SPARSE_FROM == kernels.SPARSE_FROM
+    assert inference.KERNEL_SPARSE_DENSITY == kernels.SPARSE_DENSITY
+    for m, successors in [(70, 2), (70, 3), (40, 1), (200, 6), (200, 7)]:
+        _, A, _ = _sparse_model(m, 3, successors, seed=0)
+        assert inference.kernel_sparse(m, int(np.count_nonzero(A))) == (kernels.step_form(5, A) == "sparse")
