@@ -123,7 +123,7 @@ def as_tokens(tokens: Any, num_tokens: int, device=None, name: str = "tokens") -
         if t.device.type == "cpu":
             # numpy's single-threaded min / max: torch's threaded reductions leave its OpenMP
             # threads spinning, which halved the speed of the compiled kernels (BLAS threads)
-            # that run next (measured: m = 32, 4000 x 64, log_prob 79 ms against 41 ms)
+            # that run next (docs/benchmarks.md, "What changed since the first compiled run")
             a = t.numpy()
             out_of_range = bool(a.min() < 0 or a.max() >= num_tokens)
         else:

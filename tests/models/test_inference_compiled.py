@@ -142,6 +142,10 @@ def test_cost_rule_choices(monkeypatch):
     assert inference.use_compiled(1, 100_000, 4)  # one long sequence: the eager steps dominate
     assert inference.use_compiled(4, 20_000, 32)
     assert not inference.use_compiled(2, 5, 3)  # tiny: not clearly cheaper, the torch path stays
+    # the large checks' evidence: 2000 inputs, m = 2000 with 5 successors per state; dense,
+    # torch's batched loop is estimated cheaper; in CSR form the kernels are
+    assert inference.use_compiled(2000, 17, 2000, nnz=5 * 2000)
+    assert not inference.use_compiled(2000, 17, 2000)
     monkeypatch.setattr(inference, "COMPILED", False)
     assert not inference.use_compiled(1, 100_000, 4)
 
