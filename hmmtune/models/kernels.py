@@ -222,18 +222,21 @@ def _start_backward(tokens, transition, table, blas, csr_b, beta, bzero):
 
 # ----------------------------------------------------------------- threads over sequences
 _pool = None
-_pool_size = 0
+_pool_key = None  # (threads, pid): a forked child inherits the pool object but not its threads
 
 
 def _executor(threads: int):
-    global _pool, _pool_size
-    if _pool is None or _pool_size != threads:
+    global _pool, _pool_key
+    import os
+
+    key = (threads, os.getpid())
+    if _pool is None or _pool_key != key:
         from concurrent.futures import ThreadPoolExecutor
 
-        if _pool is not None:
+        if _pool is not None and _pool_key[1] == key[1]:
             _pool.shutdown(wait=True)
         _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hmmtune-kernels")
-        _pool_size = threads
+        _pool_key = key
     return _pool
 
 

@@ -221,3 +221,23 @@ def test_inference_knows_when_the_kernels_go_sparse():
     for m, successors in [(70, 2), (70, 3), (40, 1), (200, 6), (200, 7)]:
         _, A, _ = _sparse_model(m, 3, successors, seed=0)
         assert inference.kernel_sparse(m, int(np.count_nonzero(A))) == (kernels.step_form(5, A) == "sparse")
+
+
+def test_threads_work_in_a_forked_child(monkeypatch):
+    """A child forked after the kernels' thread pool exists gets a pool of its own (the
+    inherited one has no threads: work handed to it would never run)."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    pi, A, B = np_params("m3n4")
+    x = np.random.default_rng(0).integers(0, 4, (8, 5)).astype(np.int64)
+    ref = kernels.log_prob(x, pi, A, _table(B), threads=2)[0]  # the parent's pool now exists
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_log_prob, (x, pi, A, _table(B))).get(timeout=60)
+    np.testing.assert_array_equal(got, ref)
+
+
+def _child_log_prob(x, pi, A, table):
+    kernels.THREADS_MIN_ENTRIES = 0
+    return kernels.log_prob(x, pi, A, table, threads=2)[0]
