@@ -153,29 +153,39 @@ def _backward_step(tokens, table, t, beta, tmp, at, a, blas, csr_b, first_zero):
                 first_zero[b] = t
 
 
+@_inline
+def _forward(tokens, initial, transition, at, table, blas, csr_f, logs, fzero, out, b0, masked):
+    # the scaled forward pass; where out (T, B_all, m) is given (not None: resolved when
+    # numba compiles), the predicted (masked) or filtered rows of tokens[0:B] go to its
+    # rows b0:b0 + B
+    B, T = tokens.shape
+    m = initial.shape[0]
+    pred = np.empty((B, m), table.dtype)
+    filt = np.empty((B, m), table.dtype)
+    carry = np.zeros(B, np.float64)
+    for b in range(B):
+        pred[b] = initial
+    for t in range(T):
+        if out is not None:
+            if masked:
+                out[t, b0 : b0 + B] = pred
+        _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
+        if out is not None:
+            if not masked:
+                out[t, b0 : b0 + B] = filt
+        if t + 1 < T:
+            _propagate(filt, transition, at, pred, blas, csr_f)
+
+
 @_njit
 def _smooth(tokens, initial, transition, table, masked, blas, csr_f, csr_b, out, b0, fzero, bzero):
     # the sequences tokens[0:B] are rows b0:b0 + B of out (T, B_all, m)
     B, T = tokens.shape
     m = initial.shape[0]
-    dt = table.dtype
     at = np.ascontiguousarray(transition.T)
-    pred = np.empty((B, m), dt)
-    filt = np.empty((B, m), dt)
-    logs = np.zeros(B, np.float64)
-    carry = np.zeros(B, np.float64)
-    for b in range(B):
-        pred[b] = initial
-    for t in range(T):
-        if masked:
-            out[t, b0 : b0 + B] = pred
-        _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
-        if not masked:
-            out[t, b0 : b0 + B] = filt
-        if t + 1 < T:
-            _propagate(filt, transition, at, pred, blas, csr_f)
-    beta = np.full((B, m), 1.0 / m, dt)
-    tmp = np.empty((B, m), dt)
+    _forward(tokens, initial, transition, at, table, blas, csr_f, np.zeros(B, np.float64), fzero, out, b0, masked)
+    beta = np.full((B, m), 1.0 / m, table.dtype)
+    tmp = np.empty((B, m), table.dtype)
     for t in range(T - 1, -1, -1):
         for b in range(B):
             s = 0.0
@@ -193,19 +203,8 @@ def _smooth(tokens, initial, transition, table, masked, blas, csr_f, csr_b, out,
 
 @_njit
 def _log_prob(tokens, initial, transition, table, blas, csr_f, logs, fzero):
-    B, T = tokens.shape
-    m = initial.shape[0]
-    dt = table.dtype
     at = np.ascontiguousarray(transition.T)
-    pred = np.empty((B, m), dt)
-    filt = np.empty((B, m), dt)
-    carry = np.zeros(B, np.float64)
-    for b in range(B):
-        pred[b] = initial
-    for t in range(T):
-        _forward_rows(tokens, table, t, pred, filt, logs, carry, fzero)
-        if t + 1 < T:
-            _propagate(filt, transition, at, pred, blas, csr_f)
+    _forward(tokens, initial, transition, at, table, blas, csr_f, logs, fzero, None, 0, False)
 
 
 @_njit
