@@ -35,7 +35,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import torch
 from torch import Tensor
 
-from . import settings
+from . import kernel_plan, settings
 
 __all__ = [
     "ZeroProbabilityError",
@@ -383,7 +383,7 @@ COMPILED: bool | None = None
 #: Cost-rule constants of the compiled path (seconds; measured by
 #: ``bench/calibrate_paths.py`` on a 2-core x86 machine, docs/inference.md, "Compiled
 #: kernels"). ``COST_KERNEL_STEP``: fixed cost of one step of a pass; ``COST_KERNEL_MAC``:
-#: one multiply-add of the step's product written as loops (``m < kernels.BLAS_FROM`` or one
+#: one multiply-add of the step's product written as loops (``m < kernel_plan.BLAS_FROM`` or one
 #: sequence),
 #: ``COST_KERNEL_LOOP_ELEM`` the rest of their work per (sequence, position, state);
 #: ``COST_KERNEL_BLAS_MAC``: the same as one BLAS product; ``COST_KERNEL_ELEM``: the
@@ -427,29 +427,15 @@ def prepare_compiled() -> bool:
     return _kernels is not None
 
 
-#: kernels.BLAS_FROM and kernels.THREADS_MIN_ENTRIES, known here without importing numba
-#: (a test checks that they agree)
-KERNEL_BLAS_FROM = 32
-KERNEL_THREADS_MIN_ENTRIES = 100_000
-#: kernels.SPARSE_FROM and kernels.SPARSE_DENSITY
-KERNEL_SPARSE_FROM = 64
-KERNEL_SPARSE_DENSITY = 1 / 32
-
-
 def kernel_sparse(m: int, nnz: int | None) -> bool:
     """Whether the kernels keep a transition with ``nnz`` nonzero entries in CSR form."""
-    return nnz is not None and m >= KERNEL_SPARSE_FROM and nnz <= KERNEL_SPARSE_DENSITY * m * m
+    return kernel_plan.step_form(2, m, nnz) == "sparse"
 
 
 def kernel_split(B: int, T: int, m: int, nnz: int | None = None) -> int:
-    """How many threads the compiled kernels split ``B`` sequences over (as
-    ``kernels._split`` does, without importing numba): torch's thread count, when the call
-    is on the loops (``m < KERNEL_BLAS_FROM`` or one sequence) or the CSR form
-    (:func:`kernel_sparse`) and has at least ``KERNEL_THREADS_MIN_ENTRIES`` entries."""
-    blas = m >= KERNEL_BLAS_FROM and B >= 2 and not kernel_sparse(m, nnz)
-    if blas or B * T * m < KERNEL_THREADS_MIN_ENTRIES:
-        return 1
-    return max(1, min(torch.get_num_threads(), B))
+    """How many threads the compiled kernels split ``B`` sequences over
+    (:func:`hmmtune.models.kernel_plan.split` with torch's thread count)."""
+    return len(kernel_plan.split(B, T, m, torch.get_num_threads(), kernel_plan.step_form(B, m, nnz)))
 
 
 def _estimates(B: int, T: int, m: int, nnz: int | None = None) -> tuple[float, float, float]:
@@ -460,7 +446,7 @@ def _estimates(B: int, T: int, m: int, nnz: int | None = None) -> tuple[float, f
     par = math.inf if T < 64 else 10 * math.sqrt(T) * COST_STEP + B * T * (COST_PAR_MAC * m**3 + (2 * COST_SEQ_MAC + COST_PAR_ELEM) * m * m)
     if kernel_sparse(m, nnz):  # CSR: B nnz multiply-adds per step, threads over sequences
         comp = 2 * T * B * (COST_KERNEL_SPARSE_MAC * nnz + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m, nnz)
-    elif m < KERNEL_BLAS_FROM or B < 2:  # not kernels.uses_blas(B, m): the step written as loops
+    elif kernel_plan.step_form(B, m) == "loops":
         comp = 2 * T * B * (COST_KERNEL_MAC * m * m + COST_KERNEL_LOOP_ELEM * m) / kernel_split(B, T, m)
     else:  # one BLAS product per step
         comp = 2 * T * (COST_KERNEL_STEP + B * (COST_KERNEL_BLAS_MAC * m * m + COST_KERNEL_ELEM * m))
@@ -542,7 +528,7 @@ def _compiled(parallel: bool | None, likelihoods, *params: Tensor):
     # single-threaded) only where the kernels could keep it sparse
     import numpy as np
 
-    nnz = int(np.count_nonzero(args[-1])) if m >= KERNEL_SPARSE_FROM else None
+    nnz = int(np.count_nonzero(args[-1])) if m >= kernel_plan.SPARSE_FROM else None
     if not use_compiled(B, T, m, nnz):
         return None
     return args

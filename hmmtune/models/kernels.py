@@ -20,9 +20,10 @@ flattened (B * T, m) likelihood tensor with ``tokens = arange(B * T).reshape(B, 
 version per dtype).
 
 The step ``(B, m) x (m, m)`` is written as loops for small ``m`` or few sequences, and is
-one BLAS product over the batch from :data:`BLAS_FROM` states and :data:`BLAS_MIN_ROWS`
-sequences on (:func:`uses_blas`); a large sparse transition (:data:`SPARSE_FROM`,
-:data:`SPARSE_DENSITY`) is used in compressed form instead (:func:`step_form`). Large calls
+one BLAS product over the batch from ``BLAS_FROM`` states and ``BLAS_MIN_ROWS``
+sequences on (:func:`uses_blas`); a large sparse transition (``SPARSE_FROM``,
+``SPARSE_DENSITY``) is used in compressed form instead (:func:`step_form`). The thresholds
+and the chunks of sequences are :mod:`hmmtune.models.kernel_plan`'s. Large calls
 on the loops or the sparse form split their sequences over ``threads`` threads (the
 kernels release the GIL); a BLAS product is threaded by BLAS.
 
@@ -37,18 +38,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["BLAS_FROM", "BLAS_MIN_ROWS", "SPARSE_FROM", "SPARSE_DENSITY", "uses_blas", "smooth", "log_prob", "start_backward"]
+__all__ = ["uses_blas", "step_form", "smooth", "log_prob", "start_backward"]
 
-#: From this many states on, the step may be one BLAS product over the batch ...
-BLAS_FROM = 32
-#: ... when the batch has at least this many sequences: for one sequence the loops are
-#: cheaper (a BLAS call's overhead per step dominates; ``bench/calibrate_paths.py``).
-BLAS_MIN_ROWS = 2
-#: A transition with at least this many states ...
-SPARSE_FROM = 64
-#: ... and at most this fraction of nonzero entries is used in compressed (CSR) form: the
-#: step costs ``B * nnz`` multiply-adds instead of ``B * m^2`` (e.g. 5 successors per state).
-SPARSE_DENSITY = 1 / 32
+from . import kernel_plan
 
 _njit = numba.njit(cache=True, nogil=True)
 _inline = numba.njit(cache=True, nogil=True, inline="always")
@@ -58,8 +50,8 @@ _njit_dot = numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 
 
 def uses_blas(rows: int, m: int) -> bool:
-    """Whether a step ``(rows, m) x (m, m)`` is one BLAS product (else loops)."""
-    return m >= BLAS_FROM and rows >= BLAS_MIN_ROWS
+    """Whether a step ``(rows, m) x (m, m)`` of a dense transition is one BLAS product."""
+    return kernel_plan.step_form(rows, m) == "blas"
 
 
 @_njit_dot
@@ -239,20 +231,8 @@ def _executor(threads: int):
     return _pool
 
 
-#: Calls with fewer than this many (sequence, position, state) entries stay on one thread
-#: (handing work to a thread costs tens of microseconds).
-THREADS_MIN_ENTRIES = 100_000
-
-
 def _split(B: int, T: int, m: int, threads: int, form: str = "loops") -> list[tuple[int, int]]:
-    """Chunks of sequences, one a thread. A BLAS product is not split: BLAS threads it
-    already (holding it to one thread inside our threads and releasing it after each call
-    was measured slower: its threads spin meanwhile)."""
-    n = max(1, min(int(threads), B))
-    if n == 1 or form == "blas" or B * T * m < THREADS_MIN_ENTRIES:
-        return [(0, B)]
-    cuts = [round(i * B / n) for i in range(n + 1)]
-    return [(cuts[i], cuts[i + 1]) for i in range(n)]
+    return kernel_plan.split(B, T, m, threads, form)
 
 
 def _run(chunks, fn):
@@ -274,13 +254,11 @@ def _csr(mat) -> tuple:
 
 
 def step_form(B: int, transition) -> str:
-    """How a step ``(B, m) x (m, m)`` is computed: ``"sparse"`` (``m >= SPARSE_FROM`` and
-    at most ``SPARSE_DENSITY`` of the transition nonzero), ``"blas"`` (:func:`uses_blas`)
-    or ``"loops"``."""
+    """How a step ``(B, m) x (m, m)`` with this transition is computed:
+    :func:`hmmtune.models.kernel_plan.step_form` (``"sparse"``, ``"blas"`` or ``"loops"``)."""
     m = transition.shape[0]
-    if m >= SPARSE_FROM and np.count_nonzero(transition) <= SPARSE_DENSITY * m * m:
-        return "sparse"
-    return "blas" if uses_blas(B, m) else "loops"
+    nnz = int(np.count_nonzero(transition)) if m >= kernel_plan.SPARSE_FROM else None
+    return kernel_plan.step_form(B, m, nnz)
 
 
 def _plan(B: int, T: int, transition, table, threads: int):

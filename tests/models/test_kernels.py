@@ -11,6 +11,8 @@ import pytest
 
 kernels = pytest.importorskip("hmmtune.models.kernels")
 
+from hmmtune.models import kernel_plan  # noqa: E402
+
 from conftest import (  # noqa: E402
     TINY_MODELS,
     brute_log_prob,
@@ -61,8 +63,8 @@ def test_float32_and_blas_path_against_brute_force():
     E /= E.sum(1, keepdims=True)
     pi = rng.random(m)
     pi /= pi.sum()
-    Bn = kernels.BLAS_MIN_ROWS
-    assert kernels.uses_blas(Bn, m) and not kernels.uses_blas(Bn - 1, m) and not kernels.uses_blas(Bn, kernels.BLAS_FROM - 1)
+    Bn = kernel_plan.BLAS_MIN_ROWS
+    assert kernels.uses_blas(Bn, m) and not kernels.uses_blas(Bn - 1, m) and not kernels.uses_blas(Bn, kernel_plan.BLAS_FROM - 1)
     x = rng.integers(0, n, (Bn, T)).astype(np.int64)
     for dtype, tol in [(np.float64, 1e-13), (np.float32, 2e-6)]:
         out, _, _ = kernels.smooth(x, pi.astype(dtype), A.astype(dtype), _table(E).astype(dtype), False)
@@ -111,7 +113,7 @@ def test_likelihood_rows_as_the_table():
 def test_sequences_split_over_threads_give_the_same_numbers(m, threads, monkeypatch):
     """Chunks of sequences on several threads (each writing its rows of one output) against
     one thread, and a few sequences of every chunk against brute-force enumeration."""
-    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    monkeypatch.setattr(kernel_plan, "THREADS_MIN_ENTRIES", 0)
     rng = np.random.default_rng(m)
     A = rng.random((m, m)) + 0.05
     A /= A.sum(1, keepdims=True)
@@ -137,7 +139,7 @@ def test_sequences_split_over_threads_give_the_same_numbers(m, threads, monkeypa
 
 
 def test_impossible_sequences_in_every_chunk(monkeypatch):
-    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    monkeypatch.setattr(kernel_plan, "THREADS_MIN_ENTRIES", 0)
     pi, A, B = np_params("m2n2")
     seqs = np.array(list(itertools.product(range(2), repeat=5)), dtype=np.int64)
     ref = kernels.smooth(seqs, pi, A, _table(B), False)
@@ -189,12 +191,12 @@ def test_sparse_transition_against_brute_force():
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_sparse_and_dense_forms_agree(threads, monkeypatch):
-    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    monkeypatch.setattr(kernel_plan, "THREADS_MIN_ENTRIES", 0)
     pi, A, E = _sparse_model(80, 5, 2, seed=1)
     x = np.random.default_rng(2).integers(0, 5, (6, 40)).astype(np.int64)
     sparse = (kernels.smooth(x, pi, A, _table(E), False, threads=threads)[0], kernels.log_prob(x, pi, A, _table(E), threads=threads)[0],
               kernels.start_backward(x, A, _table(E), threads=threads)[0])
-    monkeypatch.setattr(kernels, "SPARSE_FROM", 10**9)
+    monkeypatch.setattr(kernel_plan, "SPARSE_FROM", 10**9)
     assert kernels.step_form(6, A) == "blas"
     dense = (kernels.smooth(x, pi, A, _table(E), False)[0], kernels.log_prob(x, pi, A, _table(E))[0], kernels.start_backward(x, A, _table(E))[0])
     for a, b in zip(sparse, dense):
@@ -206,8 +208,6 @@ def test_inference_knows_the_kernels_thresholds():
 
     from hmmtune.models import inference
 
-    assert inference.KERNEL_BLAS_FROM == kernels.BLAS_FROM
-    assert inference.KERNEL_THREADS_MIN_ENTRIES == kernels.THREADS_MIN_ENTRIES
     for B, T, m in [(1, 10**5, 4), (4000, 64, 4), (4000, 64, 40), (3, 10, 4), (2, 10**5, 31)]:
         form = "blas" if kernels.uses_blas(B, m) else "loops"
         assert inference.kernel_split(B, T, m) == len(kernels._split(B, T, m, torch.get_num_threads(), form))
@@ -216,8 +216,6 @@ def test_inference_knows_the_kernels_thresholds():
 def test_inference_knows_when_the_kernels_go_sparse():
     from hmmtune.models import inference
 
-    assert inference.KERNEL_SPARSE_FROM == kernels.SPARSE_FROM
-    assert inference.KERNEL_SPARSE_DENSITY == kernels.SPARSE_DENSITY
     for m, successors in [(70, 2), (70, 3), (40, 1), (200, 6), (200, 7)]:
         _, A, _ = _sparse_model(m, 3, successors, seed=0)
         assert inference.kernel_sparse(m, int(np.count_nonzero(A))) == (kernels.step_form(5, A) == "sparse")
@@ -228,7 +226,7 @@ def test_threads_work_in_a_forked_child(monkeypatch):
     inherited one has no threads: work handed to it would never run)."""
     import multiprocessing as mp
 
-    monkeypatch.setattr(kernels, "THREADS_MIN_ENTRIES", 0)
+    monkeypatch.setattr(kernel_plan, "THREADS_MIN_ENTRIES", 0)
     pi, A, B = np_params("m3n4")
     x = np.random.default_rng(0).integers(0, 4, (8, 5)).astype(np.int64)
     ref = kernels.log_prob(x, pi, A, _table(B), threads=2)[0]  # the parent's pool now exists
@@ -239,5 +237,5 @@ def test_threads_work_in_a_forked_child(monkeypatch):
 
 
 def _child_log_prob(x, pi, A, table):
-    kernels.THREADS_MIN_ENTRIES = 0
+    kernel_plan.THREADS_MIN_ENTRIES = 0
     return kernels.log_prob(x, pi, A, table, threads=2)[0]
