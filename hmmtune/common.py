@@ -1,5 +1,5 @@
-"""Small helpers shared by every room, written once: atomic file writes, seed derivation
-and the lazy exports of a package.
+"""Small helpers shared by every room, written once: atomic file writes, seed derivation,
+the lazy exports of a package and the lazily imported ``torch``.
 
 This module sits at the bottom of the house (it imports only the standard library, and
 numpy where a function needs it), so any module may use it. Argument checks live in :mod:`hmmtune.models.arguments`.
@@ -8,12 +8,15 @@ numpy where a function needs it), so any module may use it. Argument checks live
 from __future__ import annotations
 
 import errno
+import importlib
 import os
+import sys
 import tempfile
+import types
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["write_atomic", "write_text_atomic", "derive_seed", "derive_rng"]
+__all__ = ["write_atomic", "write_text_atomic", "derive_seed", "derive_rng", "lazy_module", "torch", "is_tensor"]
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, binary: bool = False) -> Path:
@@ -95,3 +98,37 @@ def lazy_exports(module_name: str, exports: dict[str, str], fallback: Callable[[
         return sorted(set(vars(sys.modules[module_name])) | set(exports))
 
     return __getattr__, __dir__
+
+
+def lazy_module(name: str) -> types.ModuleType:
+    """A stand-in for the module ``name`` that imports it on the first read of an attribute
+    the stand-in does not hold yet (a module ``__getattr__``, PEP 562).
+
+    Each attribute read is then kept on the stand-in, so later reads are ordinary module
+    reads (as fast as reads of the real module). Nothing is put in ``sys.modules``: the
+    real import is the ordinary one, by :func:`importlib.import_module`.
+    """
+    stand_in = types.ModuleType(name, f"stand-in for {name}, imported on first use")
+
+    def __getattr__(attr: str):
+        if attr.startswith("__") and attr.endswith("__"):  # copy / pickle / inspection probes
+            raise AttributeError(attr)
+        value = getattr(importlib.import_module(name), attr)
+        setattr(stand_in, attr, value)
+        return value
+
+    stand_in.__getattr__ = __getattr__
+    return stand_in
+
+
+#: ``torch``, imported when a function first uses it. The rooms that a task-free
+#: ``hmmtune check`` passes through (the HMM, the file readers, the rank and graph checks)
+#: read torch through this, so that check never pays torch's import (over a second).
+torch = lazy_module("torch")
+
+
+def is_tensor(value: Any) -> bool:
+    """``value`` is a torch tensor, found without importing torch (no tensor can exist
+    before torch is imported)."""
+    module = sys.modules.get("torch")
+    return module is not None and isinstance(value, module.Tensor)

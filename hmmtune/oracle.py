@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
+from .common import is_tensor, torch
 from .models import arguments
 from .models.inference import MaskMessages, ZeroProbabilityError
 from .models.protocol import OracleModel
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = ["OracleMLM", "MaskMessages"]
 
@@ -112,7 +113,7 @@ class OracleMLM:
 
     def _check_prompt(self, prompt: Any) -> Tensor:
         model = self.model
-        u = prompt if isinstance(prompt, Tensor) else torch.as_tensor(prompt, dtype=model.dtype)
+        u = prompt if is_tensor(prompt) else torch.as_tensor(prompt, dtype=model.dtype)
         if u.dim() == 1:
             u = u[None, :]
         R, sym = model.emission.shape[0], model.row_symbol

@@ -18,11 +18,14 @@ are given), so both rooms may use it. Task files are read by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
+
+from .common import is_tensor, torch
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = ["Task", "task_margin"]
 
@@ -34,7 +37,7 @@ def task_margin(scores: Any) -> Any:
     ``scores`` may be a numpy array (the result is a numpy array) or a torch tensor (a
     tensor).
     """
-    if isinstance(scores, Tensor):
+    if is_tensor(scores):
         top = scores.topk(2, -1).values
         return top[..., 0] - top[..., 1]
     srt = np.sort(np.asarray(scores), axis=-1)
@@ -68,7 +71,7 @@ class Task:
 
     def __post_init__(self):
         w = self.weights
-        if isinstance(w, Tensor):
+        if is_tensor(w):
             w = w.detach().cpu().to(torch.float64)
         else:
             try:
@@ -130,11 +133,11 @@ class Task:
     @property
     def array(self) -> np.ndarray:
         """The weights as a (C, d) float64 numpy array (the analysis' numerical view)."""
-        return np.asarray(self.weights.numpy() if isinstance(self.weights, Tensor) else self.weights, dtype=np.float64)
+        return np.asarray(self.weights.numpy() if is_tensor(self.weights) else self.weights, dtype=np.float64)
 
     def _tensor(self) -> Tensor:
         w = self.weights
-        return w if isinstance(w, Tensor) else torch.from_numpy(np.asarray(w, dtype=np.float64))
+        return w if is_tensor(w) else torch.from_numpy(np.asarray(w, dtype=np.float64))
 
     @property
     def mu(self) -> Tensor:
@@ -161,7 +164,7 @@ class Task:
     # ------------------------------------------------------------------ labels
     def _posteriors(self, posterior: Any) -> Tensor:
         """(B, d) posteriors as a tensor (numbers and numpy arrays become float64)."""
-        p = posterior if isinstance(posterior, Tensor) else torch.as_tensor(posterior, dtype=torch.float64)
+        p = posterior if is_tensor(posterior) else torch.as_tensor(posterior, dtype=torch.float64)
         if p.dim() == 1:
             p = p[None]
         if p.dim() != 2 or p.shape[1] != self.dim:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models.hmm import HMM
+from . import matrices
 from .chain import chain_facts, model_chain_facts
 from .evidence import evidence
 from .head import head_certificate, head_condition
@@ -147,8 +148,8 @@ def check(
 def _check_memory(model, spec, name: str, settings: dict, num_inputs: int, length: int, seed: int, tol, tau: float) -> Report:
     """:func:`check` for a :class:`hmmtune.MemoryHMM`: the Z-chain's facts, Theorem M and,
     for a parametric model, its loci."""
-    transition = model.transition.detach().double().cpu().numpy()
-    initial = model.initial.detach().double().cpu().numpy()
+    transition = matrices.array(model, "transition")
+    initial = matrices.array(model, "initial")
     conds = [chain_facts(transition, initial, tau)]
     conds += memory_condition(model, spec, num_inputs=min(num_inputs, 500), length=max(length, 32), seed=seed, tol=tol)
     if getattr(model, "parameters", None):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..common import torch
 from ..oracle import OracleMLM
 from ..task import Task, task_margin
 from .tolerances import TIE_MARGIN

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..common import torch
 from ..oracle import OracleMLM
 from . import matrices
 from .adversarial import adversarial_head_check
@@ -117,7 +117,7 @@ class HeadWitness:
 def head_witness(model, task: Task) -> HeadWitness:
     """Minimum-norm heads ``b_c`` with ``W_K^T b_c = weights[c] - weights[0]`` on the
     states ``K`` with ``initial > 0`` (the only ones that carry mass at the mask)."""
-    init = model.initial.detach().double().cpu().numpy()
+    init = matrices.array(model, "initial")
     keep = np.nonzero(init > 0)[0]
     use_exact = matrices.is_exact(model) and task.exact is not None
     diffs = task.differences(exact=use_exact)

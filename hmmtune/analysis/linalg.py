@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import flint
 import numpy as np
-import torch
+
+from ..common import torch
 
 if TYPE_CHECKING:
     import sympy
@@ -281,6 +282,13 @@ def exact_square_solve(A: Any, y: Sequence[Any]) -> list[flint.fmpq] | None:
     return [zq[i, 0] * d[i] / L for i in range(n)]
 
 
+def _as_torch(A: Any):
+    """A float64 CPU tensor of ``A``, sharing its memory where it is a writable C-ordered
+    float64 array (a read-only one, e.g. :meth:`hmmtune.HMM.as_numpy`, is copied)."""
+    A = np.ascontiguousarray(A, dtype=np.float64)
+    return torch.from_numpy(A if A.flags.writeable else A.copy())
+
+
 #: below this many entries a dense factorisation runs on one thread (:func:`_one_thread_if_small`)
 SMALL_FACTORISATION = 250_000
 
@@ -316,8 +324,8 @@ def least_squares(A: Any, y: Any) -> np.ndarray:
     solution is the minimum-norm one, and an LU solve costs a fraction of an SVD
     (m = 2000: about 0.2 s against 2.5 s)."""
     A = np.asarray(A, dtype=np.float64)
-    At = torch.as_tensor(A)
-    yt = torch.as_tensor(np.asarray(y, dtype=np.float64)).reshape(-1, 1)
+    At = _as_torch(A)
+    yt = _as_torch(y).reshape(-1, 1)
     if A.ndim == 2 and A.shape[0] == A.shape[1] and A.size >= _SVD_CACHE_MIN_SIZE:
         s = _kept_singular_values(A.T)  # W's own bytes: A is passed as W^T
         if s is None:
@@ -352,18 +360,21 @@ def _kept_singular_values(A: np.ndarray) -> np.ndarray | None:
 
 
 def _singular_values(A: np.ndarray) -> np.ndarray:
-    """Singular values by torch's SVD (numpy's OpenBLAS on 2 threads beside torch stalls for
-    ~0.3 s per call). A check asks for the same large W up to three times (rank facts, the
-    head witness's tolerance, the prompt search): from ``_SVD_CACHE_MIN_SIZE`` entries on
-    the values are kept under a digest of the matrix's bytes (50 ms to hash 2000 x 2000
-    against seconds for its SVD), so a repeat costs the hash only."""
+    """Singular values: numpy's below :data:`SMALL_FACTORISATION` entries (a few ms at most,
+    one thread, and no torch import for a small check), torch's SVD above (numpy's OpenBLAS
+    on 2 threads beside torch's threads stalled for ~0.3 s per call). A check asks for the
+    same large W up to three times (rank facts, the head witness's tolerance, the prompt
+    search): from ``_SVD_CACHE_MIN_SIZE`` entries on the values are kept under a digest of
+    the matrix's bytes (50 ms to hash 2000 x 2000 against seconds for its SVD), so a repeat
+    costs the hash only."""
+    if A.size < SMALL_FACTORISATION:
+        return np.linalg.svd(A, compute_uv=False)
     key = None
     if A.size >= _SVD_CACHE_MIN_SIZE:
         key = _svd_key(A)
         if key in _SVD_CACHE:
             return _SVD_CACHE[key].copy()
-    with _one_thread_if_small(A.size):
-        s = torch.linalg.svdvals(torch.from_numpy(A)).numpy()
+    s = torch.linalg.svdvals(_as_torch(A)).numpy()
     if key is not None:
         while len(_SVD_CACHE) >= _SVD_CACHE_ENTRIES:
             _SVD_CACHE.pop(next(iter(_SVD_CACHE)))

@@ -1,7 +1,8 @@
 """The model's matrices as the checks read them (docs/theory.md, "Conventions").
 
 The model stores ``emission`` (m, n); the paper's ``W = emission.T`` is (n, m). Float
-copies are float64 numpy arrays. For a model with exact rational entries (``model.exact``,
+copies are float64 numpy arrays (read-only: :meth:`hmmtune.HMM.as_numpy`, which never
+imports torch for a model read from a file). For a model with exact rational entries (``model.exact``,
 parametric models taken at their value) FLINT copies are built once per model and kept in
 a module-level :class:`weakref.WeakKeyDictionary` keyed by the model, never on the user's
 object; an entry is rebuilt when ``model.exact`` is replaced and dropped with the model.
@@ -16,15 +17,24 @@ import numpy as np
 
 from .linalg import to_fmpq_mat
 
-__all__ = ["emission", "float_W", "is_exact", "exact_matrices", "exact_W", "chain_arrays"]
+__all__ = ["array", "emission", "float_W", "is_exact", "exact_matrices", "exact_W", "chain_arrays"]
 
 #: model -> (the ``model.exact`` dict the copies were made from, the FLINT copies)
 _EXACT_CACHE: "weakref.WeakKeyDictionary[Any, tuple[dict, dict]]" = weakref.WeakKeyDictionary()
 
 
+def array(model, name: str) -> np.ndarray:
+    """The model's ``initial``, ``transition`` or ``emission`` as float64 numpy (read-only
+    for an HMM; any model with these tensors is read through torch)."""
+    read = getattr(model, "as_numpy", None)
+    if read is not None:
+        return read(name)
+    return getattr(model, name).detach().double().cpu().numpy()
+
+
 def emission(model) -> np.ndarray:
     """``emission`` (m, n) as float64 numpy."""
-    return model.emission.detach().double().cpu().numpy()
+    return array(model, "emission")
 
 
 def float_W(model) -> np.ndarray:
@@ -71,4 +81,4 @@ def chain_arrays(model, tau: float = 0.0) -> tuple[Any, list | np.ndarray, bool]
         mats = exact_matrices(model)
         m = mats["initial"].nrows()
         return mats["transition"], [mats["initial"][h, 0] for h in range(m)], True
-    return model.transition.detach().double().cpu().numpy(), model.initial.detach().double().cpu().numpy(), False
+    return array(model, "transition"), array(model, "initial"), False

@@ -26,8 +26,8 @@ from typing import Any
 
 import flint
 import numpy as np
-import torch
 
+from ..common import torch
 from ..oracle import OracleMLM
 from . import graph, matrices
 from .condition import Condition, format_vector
@@ -175,7 +175,7 @@ def search_support(
     columns, the layers repeat, or ``max_prompt_length`` is reached.
     """
     trans, initial, exact = matrices.chain_arrays(model, tau)
-    R = relevant_states(task, model.initial.detach().double().cpu().numpy())
+    R = relevant_states(task, matrices.array(model, "initial"))
     G = graph.transition_graph(trans, tau)
     start = graph.support(list(initial), 0)
     ranks = _ColumnRanks(model, exact, tol, known_ranks)
@@ -427,7 +427,7 @@ def tolerance_certificate(model, prior, support, heads, backward, labels) -> dic
     rho = rho * (1 + LEAK_ROUNDING)
     with np.errstate(invalid="ignore"):  # rho = inf (Z_S = 0): the bound is 1, taken below
         bound = np.where(np.isfinite(rho), rho / (1 + rho), 1.0)
-    kappa = _kappa(model.transition.detach().double().cpu().numpy(), r, S, out, leak)
+    kappa = _kappa(matrices.array(model, "transition"), r, S, out, leak)
     uniform = None
     if np.isfinite(kappa):
         ru = leak * kappa / max(1 - leak, LEAK_FLOOR) * (1 + LEAK_ROUNDING)
@@ -521,8 +521,8 @@ def is_stationary(model) -> tuple[bool, str]:
     if exact:
         pi = exact["initial"].reshape(1, model.num_states)
         return bool((pi * exact["transition"] - pi).is_zero_matrix), "exact"
-    pi = model.initial.detach().double().cpu().numpy()
-    A = model.transition.detach().double().cpu().numpy()
+    pi = matrices.array(model, "initial")
+    A = matrices.array(model, "transition")
     tol = as_text(STATIONARY)
     return bool(np.abs(pi @ A - pi).max() <= STATIONARY), f"numerical (|pi A - pi| <= {tol})"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 
-import torch
-
+from ..common import torch
 from ..models.hmm import HMM
 
 __all__ = ["hmm_from_hmmlearn", "hmm_to_hmmlearn", "hmm_to_pyro_discrete_hmm"]

@@ -24,9 +24,8 @@ import json
 from typing import Any
 
 import numpy as np
-import torch
 
-from ..common import write_text_atomic
+from ..common import torch, write_text_atomic
 from ..models.hmm import HMM
 from .entries import (
     FORMAT_VERSION,

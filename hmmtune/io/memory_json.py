@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import sympy
-import torch
 
-from ..common import write_text_atomic
+from ..common import torch, write_text_atomic
 from ..models.memory import MemoryHMM
 from .entries import (
     FORMAT_VERSION,

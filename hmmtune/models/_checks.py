@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
+
+from ..common import is_tensor, torch
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 ROW_SUM_RTOL = 1e-9
 
 
+def as_float_array(name: str, value: Any) -> np.ndarray:
+    """A float64 copy of nested lists or a numpy array of real numbers, naming ``name`` on
+    error (the model owns its copy: the caller's array may change later)."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: cannot read as an array of numbers ({exc})") from None
+    if raw.dtype.kind not in "fiu":
+        what = {"c": "complex", "b": "boolean", "U": "text", "S": "bytes", "O": "mixed or ragged"}.get(raw.dtype.kind, str(raw.dtype))
+        raise ValueError(f"{name}: cannot read as an array of real numbers (floating or integer dtype), got {what} values")
+    return raw.astype(np.float64)
+
+
 def as_float_tensor(name: str, value: Any, dtype: torch.dtype | None, device) -> Tensor:
     """Convert nested lists / numpy / torch to a floating tensor, naming ``name`` on error."""
-    if isinstance(value, Tensor):
+    if is_tensor(value):
         t = value.detach()
         if torch.is_complex(t) or t.dtype == torch.bool:
             raise ValueError(f"{name} must hold real numbers (floating or integer dtype), got dtype {t.dtype}")
         if not torch.is_floating_point(t):
             t = t.to(torch.float64)
     else:
-        try:
-            raw = np.asarray(value)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name}: cannot read as an array of numbers ({exc})") from None
-        if raw.dtype.kind not in "fiu":
-            what = {"c": "complex", "b": "boolean", "U": "text", "S": "bytes", "O": "mixed or ragged"}.get(raw.dtype.kind, str(raw.dtype))
-            raise ValueError(f"{name}: cannot read as an array of real numbers (floating or integer dtype), got {what} values")
-        t = torch.from_numpy(raw.astype(np.float64))
+        t = torch.from_numpy(as_float_array(name, value))
     if dtype is None:
         dtype = t.dtype if t.dtype in (torch.float32, torch.float64) else torch.float64
     if dtype not in (torch.float32, torch.float64):
@@ -36,51 +45,55 @@ def as_float_tensor(name: str, value: Any, dtype: torch.dtype | None, device) ->
     return t.to(dtype=dtype, device=device, copy=True)
 
 
-def input_resolution(value: Any) -> torch.dtype | None:
-    """``torch.float32`` when ``value`` holds numbers of at most single precision
-    (their rows cannot sum to 1 within 1e-9, even once widened), else None."""
-    dt = getattr(value, "dtype", None)
-    if dt in (torch.float32, torch.float16, torch.bfloat16):
-        return torch.float32
-    if isinstance(value, np.ndarray) and dt in (np.float32, np.float16):
-        return torch.float32
-    return None
+def is_single_precision(value: Any) -> bool:
+    """True when ``value`` holds numbers of at most single precision (their rows cannot sum
+    to 1 within 1e-9, even once widened): a float32 / float16 / bfloat16 tensor or a
+    float32 / float16 numpy array."""
+    if is_tensor(value):
+        return value.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    return isinstance(value, np.ndarray) and value.dtype in (np.float32, np.float16)
 
 
 def _index_str(idx: Sequence[int]) -> str:
     return "[" + ", ".join(str(int(i)) for i in idx) + "]"
 
 
-def check_probabilities(
-    name: str, t: Tensor, ndim: int, row_name: str = "row", resolution: torch.dtype | None = None
-) -> None:
+def check_probabilities(name: str, values: Any, ndim: int, row_name: str = "row", single_input: bool = False) -> None:
     """Finite, nonnegative, last axis sums to 1 (relative tolerance 1e-9).
 
-    ``resolution``: the precision the numbers came in at (default ``t.dtype``); float32
-    inputs are checked at float32 resolution even when stored in float64.
+    ``values``: a float tensor or a float numpy array (checked in numpy, on the CPU).
+    Numbers stored in float32, or that came in at single precision (``single_input``, see
+    :func:`is_single_precision`), are checked at float32 resolution even when stored in
+    float64.
     """
-    if t.dim() != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(t.shape)}")
-    if t.numel() == 0 or t.shape[-1] == 0:
-        raise ValueError(f"{name} is empty (shape {tuple(t.shape)})")
-    finite = torch.isfinite(t)
-    if not bool(finite.all()):
-        idx = torch.nonzero(~finite)[0].tolist()
-        raise ValueError(f"{name}{_index_str(idx)} is not finite ({t[tuple(idx)].item()})")
-    neg = t < 0
-    if bool(neg.any()):
-        idx = torch.nonzero(neg)[0].tolist()
-        raise ValueError(f"{name}{_index_str(idx)} is negative ({t[tuple(idx)].item()!r})")
-    sums = t.to(torch.float64).sum(-1)
+    if is_tensor(values):
+        stored_single = values.dtype != torch.float64
+        a = values.detach().to("cpu", torch.float64).numpy()
+    else:
+        a = np.asarray(values)
+        stored_single = a.dtype != np.float64
+        a = a.astype(np.float64, copy=False)
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {a.shape}")
+    if a.size == 0 or a.shape[-1] == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    finite = np.isfinite(a)
+    if not finite.all():
+        idx = tuple(np.argwhere(~finite)[0])
+        raise ValueError(f"{name}{_index_str(idx)} is not finite ({a[idx].item()})")
+    neg = a < 0
+    if neg.any():
+        idx = tuple(np.argwhere(neg)[0])
+        raise ValueError(f"{name}{_index_str(idx)} is negative ({a[idx].item()!r})")
+    sums = a.sum(-1)
     # float32 storage cannot hold sums to 1e-9: widen to its own resolution.
-    res = t.dtype if resolution is None else resolution
-    rtol = max(ROW_SUM_RTOL, 8 * torch.finfo(res).eps * t.shape[-1]) if res != torch.float64 else ROW_SUM_RTOL
-    bad = (sums - 1).abs() > rtol
-    if bool(bad.any()):
-        idx = torch.nonzero(bad)[0].tolist() if bad.dim() else []
+    single = stored_single or single_input
+    rtol = max(ROW_SUM_RTOL, 8 * float(np.finfo(np.float32).eps) * a.shape[-1]) if single else ROW_SUM_RTOL
+    bad = np.abs(sums - 1) > rtol
+    if bad.any():
+        idx = tuple(np.argwhere(bad)[0]) if bad.ndim else ()
         where = f" {row_name} {_index_str(idx)[1:-1]}" if idx else ""
-        value = sums[tuple(idx)].item() if idx else sums.item()
-        raise ValueError(f"{name}{where} sums to {value!r}, not 1 (relative tolerance {rtol:g})")
+        raise ValueError(f"{name}{where} sums to {sums[idx].item()!r}, not 1 (relative tolerance {rtol:g})")
 
 
 def as_tokens(tokens: Any, num_tokens: int, device=None, name: str = "tokens") -> tuple[Tensor, bool]:
@@ -89,13 +102,13 @@ def as_tokens(tokens: Any, num_tokens: int, device=None, name: str = "tokens") -
     Returns the tensor and whether the input was a single 1-D sequence.
     """
     single = False
-    if isinstance(tokens, Tensor):
+    if is_tensor(tokens):
         t = tokens.detach()
         if torch.is_floating_point(t) or t.dtype == torch.bool or torch.is_complex(t):
             raise ValueError(f"{name} must be an integer tensor, got dtype {t.dtype}")
         t = t.to(torch.long)
     else:
-        if isinstance(tokens, (list, tuple)) and tokens and isinstance(tokens[0], (list, tuple, np.ndarray, Tensor)):
+        if isinstance(tokens, (list, tuple)) and tokens and (isinstance(tokens[0], (list, tuple, np.ndarray)) or is_tensor(tokens[0])):
             lengths = [len(row) for row in tokens]
             if len(set(lengths)) > 1:
                 first = lengths[0]

@@ -13,8 +13,8 @@ import numbers
 from typing import Any
 
 import numpy as np
-import torch
 
+from ..common import torch
 from ._checks import as_tokens
 
 __all__ = ["integer", "real", "seed", "class_labels", "real_tensor", "as_tokens", "SEED_MAX"]

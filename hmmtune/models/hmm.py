@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-from torch import Tensor
+import numpy as np
 
+from ..common import is_tensor, torch
 from . import arguments, inference, limits, settings
-from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
+from ._checks import as_float_array, as_float_tensor, as_tokens, check_probabilities, is_single_precision
 from ._deprecated import io_name, warn_moved
 from .inference import MaskMessages
 from .sampling import cumulative, sample_categorical
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = ["HMM"]
 
@@ -53,23 +56,28 @@ class HMM:
         name: str | None = None,
         description: str | None = None,
     ):
-        if dtype is None:
-            types = {x.dtype for x in (initial, transition, emission) if isinstance(x, Tensor)}
-            dtype = torch.float32 if types == {torch.float32} else torch.float64
-        self.initial = as_float_tensor("initial", initial, dtype, device)
-        self.transition = as_float_tensor("transition", transition, dtype, device)
-        self.emission = as_float_tensor("emission", emission, dtype, device)
-        check_probabilities("initial", self.initial, 1, resolution=input_resolution(initial))
-        check_probabilities("transition", self.transition, 2, resolution=input_resolution(transition))
-        check_probabilities("emission", self.emission, 2, resolution=input_resolution(emission))
-        m = self.initial.shape[0]
-        if self.transition.shape != (m, m):
+        given = {"initial": initial, "transition": transition, "emission": emission}
+        if dtype is None and device is None and not any(is_tensor(v) for v in given.values()):
+            # lists / numpy: validated in numpy, float64 tensors made on first use, so that
+            # reading a model file and checking its ranks and graph never imports torch
+            self._arrays = {k: as_float_array(k, v) for k, v in given.items()}
+            self._tensors = {}
+        else:
+            if dtype is None:
+                types = {v.dtype for v in given.values() if is_tensor(v)}
+                dtype = torch.float32 if types == {torch.float32} else torch.float64
+            self._arrays = {}
+            self._tensors = {k: as_float_tensor(k, v, dtype, device) for k, v in given.items()}
+        for k, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
+            check_probabilities(k, self._stored(k), ndim, single_input=is_single_precision(given[k]))
+        m = self._stored("initial").shape[0]
+        if tuple(self._stored("transition").shape) != (m, m):
             raise ValueError(
-                f"transition must have shape (m, m) = ({m}, {m}) to match initial, got {tuple(self.transition.shape)}"
+                f"transition must have shape (m, m) = ({m}, {m}) to match initial, got {tuple(self._stored('transition').shape)}"
             )
-        if self.emission.shape[0] != m:
+        if self._stored("emission").shape[0] != m:
             raise ValueError(
-                f"emission must have shape (m, n) with m = {m} rows to match initial, got {tuple(self.emission.shape)}"
+                f"emission must have shape (m, n) with m = {m} rows to match initial, got {tuple(self._stored('emission').shape)}"
             )
         self.exact = exact
         self.name = name
@@ -80,15 +88,61 @@ class HMM:
         self.symbolic: dict | None = None
 
     # ------------------------------------------------------------------ basics
+    def _stored(self, name: str) -> Any:
+        """The tensor ``name`` when it exists, else its validated float64 numpy array."""
+        t = self._tensors.get(name)
+        return t if t is not None else self._arrays[name]
+
+    def _tensor(self, name: str) -> Tensor:
+        t = self._tensors.get(name)
+        if t is None:  # a model read from lists / numpy: float64 on the CPU, sharing the array
+            t = self._tensors[name] = torch.from_numpy(self._arrays[name])
+        return t
+
+    def _set_tensor(self, name: str, value: Tensor) -> None:
+        self._tensors[name] = value
+        self._arrays.pop(name, None)
+
+    initial = property(
+        lambda self: self._tensor("initial"),
+        lambda self, v: self._set_tensor("initial", v),
+        doc="(m,) tensor: the law of the state at the first position.",
+    )
+    transition = property(
+        lambda self: self._tensor("transition"),
+        lambda self, v: self._set_tensor("transition", v),
+        doc="(m, m) tensor: ``transition[i, j] = P(H_{t+1}=j | H_t=i)``.",
+    )
+    emission = property(
+        lambda self: self._tensor("emission"),
+        lambda self, v: self._set_tensor("emission", v),
+        doc="(m, n) tensor: ``emission[h, x] = P(X_t=x | H_t=h)``; the paper's W is its transpose.",
+    )
+
+    def as_numpy(self, name: str) -> np.ndarray:
+        """``initial``, ``transition`` or ``emission`` as a read-only float64 numpy array.
+
+        A view of the model's own numbers where they are float64 on the CPU (no copy), a
+        float64 copy otherwise. Reading it never imports torch for a model built from
+        lists or numpy arrays (what the analysis reads).
+        """
+        if name not in ("initial", "transition", "emission"):
+            raise ValueError(f"as_numpy reads 'initial', 'transition' or 'emission', got {name!r}")
+        t = self._tensors.get(name)
+        a = self._arrays[name] if t is None else t.detach().to("cpu", torch.float64).numpy()
+        view = a.view()
+        view.flags.writeable = False
+        return view
+
     @property
     def num_states(self) -> int:
         """Number of hidden states ``m``."""
-        return self.initial.shape[0]
+        return self._stored("initial").shape[0]
 
     @property
     def num_tokens(self) -> int:
         """Vocabulary size ``n``."""
-        return self.emission.shape[1]
+        return self._stored("emission").shape[1]
 
     @property
     def dtype(self) -> torch.dtype:

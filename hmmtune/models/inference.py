@@ -30,12 +30,13 @@ a batch in chunks. Platform tuning (huge pages, the default chunk size) is in
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence
 
-import torch
-from torch import Tensor
-
+from ..common import is_tensor, torch
 from . import kernel_plan, settings
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = [
     "ZeroProbabilityError",
@@ -1089,7 +1090,7 @@ def chunked(fn: Callable[[Tensor], Any], tokens: Tensor, per_sequence: int, chun
             outs.append(fn(tokens[start : start + chunk_size]))
         except ZeroProbabilityError as exc:
             raise exc.reindexed(start) from None
-    if isinstance(outs[0], Tensor):
+    if is_tensor(outs[0]):
         return torch.cat(outs, 0)
     return type(outs[0])(*(None if f is None else torch.cat([o[i] for o in outs], 0) for i, f in enumerate(outs[0])))
 

@@ -30,17 +30,18 @@ inference refuses, with :class:`InferenceTooLargeError`, when a single sequence 
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
-import torch
-from torch import Tensor
-
+from ..common import is_tensor, torch
 from . import arguments, inference, limits
-from ._checks import as_float_tensor, as_tokens, check_probabilities, input_resolution
+from ._checks import as_float_tensor, as_tokens, check_probabilities, is_single_precision
 from ._deprecated import io_name, warn_moved
 from .hmm import HMM
 from .inference import MaskMessages
 from .sampling import cumulative, sample_categorical
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = [
     "MemoryHMM",
@@ -194,7 +195,7 @@ class MemoryHMM:
         description: str | None = None,
     ):
         if dtype is None:
-            types = {x.dtype for x in (memory_prior, initial, transition, emission) if isinstance(x, Tensor)}
+            types = {x.dtype for x in (memory_prior, initial, transition, emission) if is_tensor(x)}
             dtype = torch.float32 if types == {torch.float32} else torch.float64
         prior = as_float_tensor("memory_prior", memory_prior, dtype, device)
         self.initial = as_float_tensor("initial", initial, dtype, device)
@@ -203,12 +204,12 @@ class MemoryHMM:
         emission = as_float_tensor("emission", emission, dtype, device)
         if prior.dim() not in (1, 2):
             raise ValueError(f"memory_prior must have shape (V,) or (N, V), got {tuple(prior.shape)}")
-        check_probabilities("memory_prior", prior, prior.dim(), resolution=input_resolution(memory_prior))
-        check_probabilities("initial", self.initial, 1, resolution=input_resolution(initial))
-        check_probabilities("transition", self.transition, 2, resolution=input_resolution(transition))
+        check_probabilities("memory_prior", prior, prior.dim(), single_input=is_single_precision(memory_prior))
+        check_probabilities("initial", self.initial, 1, single_input=is_single_precision(initial))
+        check_probabilities("transition", self.transition, 2, single_input=is_single_precision(transition))
         if emission.dim() not in (2, 3):
             raise ValueError(f"emission must have shape (V, S, n) or (V * S, n), got {tuple(emission.shape)}")
-        check_probabilities("emission", emission, emission.dim(), resolution=input_resolution(emission_in))
+        check_probabilities("emission", emission, emission.dim(), single_input=is_single_precision(emission_in))
         V = prior.shape[-1]
         K = self.initial.shape[0]
         if emission.dim() == 3:

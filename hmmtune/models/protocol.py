@@ -11,11 +11,13 @@ on the last axis of that state; the mask's token is emitted from a row of ``emis
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from torch import Tensor
 
 from .inference import MaskMessages
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = ["OracleModel"]
 

@@ -29,10 +29,12 @@ import contextvars
 import ctypes
 import dataclasses
 import sys
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
-from torch import Tensor
+from ..common import torch
+
+if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
+    from torch import Tensor
 
 __all__ = ["Settings", "current", "override", "empty_large"]
 

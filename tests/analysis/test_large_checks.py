@@ -168,6 +168,7 @@ def test_float_file_fast_path_equals_general_parse(monkeypatch):
 
 def test_singular_values_cache_is_keyed_by_content(monkeypatch):
     monkeypatch.setattr(linalg, "_SVD_CACHE_MIN_SIZE", 4)
+    monkeypatch.setattr(linalg, "SMALL_FACTORISATION", 4)  # small matrices go to numpy, uncached
     monkeypatch.setattr(linalg, "_SVD_CACHE", {})
     rng = np.random.default_rng(3)
     A = rng.random((5, 4))
@@ -188,6 +189,7 @@ def test_least_squares_solves_a_well_conditioned_square_matrix_by_lu(monkeypatch
     import torch
 
     monkeypatch.setattr(linalg, "_SVD_CACHE_MIN_SIZE", 4)
+    monkeypatch.setattr(linalg, "SMALL_FACTORISATION", 4)  # small matrices go to numpy, uncached
     monkeypatch.setattr(linalg, "_SVD_CACHE", {})
     calls = []
     real = torch.linalg.lstsq

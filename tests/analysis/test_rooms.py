@@ -231,20 +231,22 @@ def test_small_factorisations_run_on_one_thread_and_restore_the_count():
     A = rng.random((200, 5)) @ rng.random((5, 7))  # rank 5
     before = torch.get_num_threads()
     seen = []
-    real = torch.linalg.svdvals
+    real_svd, real_lstsq = torch.linalg.svdvals, torch.linalg.lstsq
 
-    def spy(x):
-        seen.append(torch.get_num_threads())
-        return real(x)
+    def spy(name, real):
+        def call(*args, **kwargs):
+            seen.append((name, torch.get_num_threads()))
+            return real(*args, **kwargs)
 
-    torch.linalg.svdvals = spy
+        return call
+
+    torch.linalg.svdvals, torch.linalg.lstsq = spy("svd", real_svd), spy("lstsq", real_lstsq)
     try:
-        rank, tol, s = linalg.numerical_rank(A)
+        rank, tol, s = linalg.numerical_rank(A)  # small: numpy's SVD, torch untouched
+        b = linalg.least_squares(A, A @ np.ones(7))  # small: torch on one thread
     finally:
-        torch.linalg.svdvals = real
-    assert seen == [1] and torch.get_num_threads() == before
+        torch.linalg.svdvals, torch.linalg.lstsq = real_svd, real_lstsq
+    assert seen == [("lstsq", 1)] and torch.get_num_threads() == before
     assert rank == np.linalg.matrix_rank(A) == 5  # numpy as the independent reference
     np.testing.assert_allclose(s, np.linalg.svd(A, compute_uv=False), rtol=1e-12, atol=1e-12 * s[0])
-    b = linalg.least_squares(A, A @ np.ones(7))
     np.testing.assert_allclose(A @ b, A @ np.ones(7), atol=1e-9)
-    assert torch.get_num_threads() == before
