@@ -6,10 +6,12 @@ Targets on 2 cores: ``hmmtune --help`` and ``hmmtune examples`` under 0.3 s,
 Each command runs ``--repeats`` times as a fresh process (``python -m hmmtune``, the same
 code path as the console script), interleaved round-robin so that load changes hit every
 command alike; the figures are medians of wall-clock times. Peers measured in the same run
-bound what start-up can reach: a bare interpreter (``python -c pass``) and the imports the
-check cannot avoid (``import torch``: the model's tensors; ``import torch, sympy, flint,
-networkx``: everything the check path imports). The load average is recorded beside the
-figures, because other work on the machine slows every row.
+bound what start-up can reach: a bare interpreter (``python -c pass``), the imports of a
+task-free check (``import numpy, sympy, flint, networkx``: the exact entries, ranks and
+the transition graph) and ``import torch``, which a check with a task adds (it samples
+its evidence with the model's tensors; ``hmmtune check --example prompt`` is timed beside
+it). The load average is recorded beside the figures, because other work on the machine
+slows every row.
 
 Usage::
 
@@ -36,13 +38,14 @@ def commands(python: str) -> dict[str, list[str]]:
         "python -c pass (bare interpreter)": [python, "-c", "pass"],
         "hmmtune --help": cli + ["--help"],
         "hmmtune examples": cli + ["examples"],
-        "python -c 'import torch' (peer: unavoidable for check)": [python, "-c", "import torch"],
-        "python -c 'import torch, sympy, flint, networkx' (peer: every import of check)": [
+        "python -c 'import numpy, sympy, flint, networkx' (peer: the imports of a task-free check)": [
             python,
             "-c",
-            "import torch, sympy, flint, networkx",
+            "import numpy, sympy, flint, networkx",
         ],
+        "python -c 'import torch' (peer: what a check with a task adds)": [python, "-c", "import torch"],
         "hmmtune check --example full_rank": cli + ["check", "--example", "full_rank"],
+        "hmmtune check --example prompt (a task: evidence sampled with torch)": cli + ["check", "--example", "prompt"],
     }
 
 

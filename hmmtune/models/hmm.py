@@ -36,7 +36,12 @@ class HMM:
         name: free text carried through JSON.
         description: free text carried through JSON.
 
-    Accepts nested lists, numpy arrays or torch tensors.
+    Accepts nested lists, numpy arrays or torch tensors. A model built from lists or numpy
+    arrays with neither ``dtype`` nor ``device`` is validated in numpy and makes its
+    float64 tensors on first use (sharing the model's own copy of the numbers), so that
+    reading a model file and checking its ranks and graph (:meth:`as_numpy`) never
+    imports torch; ``initial``, ``transition`` and ``emission`` are torch tensors either
+    way.
 
     Raises:
         ValueError: naming the array, row and value when an entry is non-finite or
