@@ -279,3 +279,37 @@ def test_cuda_matches_cpu(parallel):
         torch.testing.assert_close(got.cpu(), hmm.posterior(x), rtol=1e-10, atol=1e-12)
     o = OracleMLM(cuda)
     torch.testing.assert_close(o.token_posteriors(x.cuda()).cpu(), OracleMLM(hmm).token_posteriors(x), rtol=1e-10, atol=1e-12)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_memory_hmm_and_its_oracle_run_where_the_tensors_are(device, force):
+    """Every output of the memory HMM's inference, its streaming log-likelihood and its
+    oracle stay on the model's device and match the brute force (CPU always; CUDA where a
+    device exists), on both paths."""
+    N, V, S, n, T = 2, 2, 2, 3, 4
+    arrays = random_memory_arrays(N, V, S, n, seed=8, zeros=True)
+    model = MemoryHMM(*arrays).to(device=device)
+    assert model.device.type == device
+    x = model.sample(3, T + 1, seed=2).tokens[:, 1:].cpu()
+    prior, initial, transition, emission = arrays
+    ref = brute_force(prior, initial, transition, emission, token_factors(emission, x.numpy(), mask_first=True))
+    plain = brute_force(prior, initial, transition, emission, token_factors(emission, x.numpy()))
+    for p in PATHS:
+        force(p)
+        inf = model.infer(x.to(device), MEMORY_OUTPUTS)
+        for k in ("log_prob",) + MEMORY_OUTPUTS:
+            assert getattr(inf, k).device.type == device, k
+        np.testing.assert_allclose(inf.log_prob.cpu().numpy(), np.log(plain["prob"]), rtol=1e-10)
+        np.testing.assert_allclose(inf.memory.cpu().numpy(), plain["memory"], atol=1e-12)
+        np.testing.assert_allclose(inf.posterior.cpu().numpy(), plain["z"], atol=1e-12)
+        lp = model.log_prob(x.to(device))
+        assert lp.device.type == device
+        np.testing.assert_allclose(lp.cpu().numpy(), np.log(plain["prob"]), rtol=1e-10)
+        oracle = OracleMLM(model)
+        mask, tok = oracle.mask_posterior(x.to(device)), oracle.token_posteriors(x.to(device))
+        assert mask.device.type == tok.device.type == device
+        np.testing.assert_allclose(mask.cpu().numpy(), ref["z"][:, 0], atol=1e-12)
+        np.testing.assert_allclose(tok.cpu().numpy(), ref["loo_z"][:, 1:], atol=1e-12)
