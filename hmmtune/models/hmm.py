@@ -124,6 +124,13 @@ class HMM:
         doc="(m, n) tensor: ``emission[h, x] = P(X_t=x | H_t=h)``; the paper's W is its transpose.",
     )
 
+    def __copy__(self) -> "HMM":
+        """A shallow copy whose tensors can be replaced without touching this model's."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._arrays, new._tensors = dict(self._arrays), dict(self._tensors)
+        return new
+
     def as_numpy(self, name: str) -> np.ndarray:
         """``initial``, ``transition`` or ``emission`` as a read-only float64 numpy array.
 

@@ -115,3 +115,17 @@ def test_a_model_file_is_read_and_its_ranks_checked_without_torch():
 
     model = load_example("full_rank")  # in this process: the same rank from numpy's matrix_rank on the tensor
     assert np.linalg.matrix_rank(model.emission.numpy()) == 3 and matrices.float_W(model).shape == (4, 3)
+
+
+def test_copies_and_pickles_keep_their_own_parameters():
+    import copy
+    import pickle
+
+    pi, A, B = _random_model()
+    model = HMM(pi, A, B, name="m")
+    shallow, deep, restored = copy.copy(model), copy.deepcopy(model), pickle.loads(pickle.dumps(model))
+    shallow.initial = torch.full((4,), 0.25, dtype=torch.float64)
+    np.testing.assert_array_equal(model.as_numpy("initial"), pi)  # the original is untouched
+    for other in (deep, restored):
+        assert other.name == "m" and torch.equal(other.transition, model.transition)
+        np.testing.assert_array_equal(other.as_numpy("emission"), B)
