@@ -218,6 +218,7 @@ def _reproduce_learned(args) -> int:
         if bad:
             raise _CliError(f"{flag} is an oracle-mode option; learned mode sizes its runs with --scale cpu|paper")
     _check_executor(args)
+    args.scale = args.scale or "cpu"
     if args.scale == "paper" and not str(args.device or "").startswith("cuda"):
         print("hmmtune: warning: --scale paper pretrains BERT-base; without --device cuda this takes days", file=sys.stderr)
     bar = tqdm(total=None, unit="run", desc=f"{args.experiment} learned", disable=args.no_progress or None)
@@ -336,7 +337,18 @@ def _reproduce_robustness(args) -> int:
     return 0
 
 
+def _refuse_learned_options(args) -> None:
+    """Learned-mode options given to an oracle-mode run would be ignored: refuse them."""
+    for flag, value in (("--device", args.device), ("--scale", args.scale), ("--threads", args.threads)):
+        if value is not None:
+            raise _CliError(
+                f"{flag} is a learned-mode option (add --mode learned); oracle mode computes exact features on the CPU"
+            )
+
+
 def cmd_reproduce(args) -> int:
+    if getattr(args, "mode", "oracle") != "learned":
+        _refuse_learned_options(args)
     if args.seeds:
         limits.check_memory(f"--seeds {args.seeds}", float(args.seeds) * SWEEP_BYTES_PER_SEED)
     if args.experiment == "robustness" or args.pretraining_error:
@@ -507,7 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncate", action="store_true", help="exp1: truncate inputs as the authors did (79 tokens, 59 with the prompt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mode", choices=["oracle", "learned"], default="oracle", help="oracle: exact features (default); learned: pretrain a transformer masked LM, tune on it (docs: learned mode)")
-    p.add_argument("--scale", choices=["cpu", "paper"], default="cpu", help="learned mode: cpu (default, minutes) or paper (BERT-base, needs --device cuda)")
+    p.add_argument("--scale", choices=["cpu", "paper"], default=None, help="learned mode: cpu (default, minutes) or paper (BERT-base, needs --device cuda)")
     p.add_argument("--device", default=None, metavar="DEV", help="learned mode: torch device of the network, e.g. cuda")
     p.add_argument("--threads", type=_positive("--threads"), default=None, metavar="N", help="learned mode: torch CPU threads (default: 1 on the CPU, where the small tensors gain nothing from more)")
     # pretraining error and the authors' models (docs: robustness)

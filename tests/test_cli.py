@@ -116,6 +116,25 @@ def test_bad_input_exit_2_with_one_line(tmp_path, capsys, argv, expected):
     assert not (tmp_path / "o.npz").exists()
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["reproduce", "exp1", "--quick", "--device", "cuda"],
+        ["reproduce", "exp2", "--quick", "--scale", "paper"],
+        ["reproduce", "robustness", "--threads", "4"],
+        ["reproduce", "exp1", "--quick", "--pretraining-error", "noise=0.1", "--device", "cpu"],
+    ],
+)
+def test_learned_mode_options_are_refused_in_oracle_mode_not_ignored(tmp_path, capsys, argv):
+    """An oracle-mode run computes exact features on the CPU: --device, --scale and
+    --threads would be ignored there, so they are refused before anything runs."""
+    flag = next(a for a in argv if a in ("--device", "--scale", "--threads"))
+    assert main(argv + ["--out", str(tmp_path / "r")]) == 2
+    line = _one_line_error(capsys.readouterr().err)
+    assert line.startswith(f"hmmtune: error: {flag} is a learned-mode option") and "--mode learned" in line
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize("flag, value", [("-n", "0"), ("-T", "-3"), ("-n", "many")])
 def test_bad_numbers_are_usage_errors(capsys, tmp_path, flag, value):
     argv = ["sample", "--example", "full_rank", "-n", "2", "-T", "2", "-o", str(tmp_path / "o.npz")]
