@@ -295,7 +295,7 @@ SMALL_FACTORISATION = 250_000
 
 @contextlib.contextmanager
 def _one_thread_if_small(size: int):
-    """Run a small LAPACK call (SVD, least squares) on one torch thread, then restore the
+    """Run a small torch LAPACK call (least squares) on one torch thread, then restore the
     thread count. On 2 cores shared with other work, MKL's threaded SVD of a 200 x 5
     matrix was measured at 0.1 s against 0.1 ms on one thread (400 x 400: 2.4 s against
     0.03 s): the threads wait for each other. Large matrices keep every thread."""
