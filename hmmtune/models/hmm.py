@@ -19,6 +19,12 @@ if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.to
 __all__ = ["HMM"]
 
 
+def _parameter(name: str, doc: str) -> property:
+    """A model parameter: its tensor, made on first read (:meth:`HMM._tensor`); assigning
+    a tensor replaces it."""
+    return property(lambda self: self._tensor(name), lambda self, value: self._set_tensor(name, value), doc=doc)
+
+
 class HMM:
     """A discrete hidden Markov model with ``m`` states and ``n`` tokens.
 
@@ -73,16 +79,17 @@ class HMM:
                 dtype = torch.float32 if types == {torch.float32} else torch.float64
             self._arrays = {}
             self._tensors = {k: as_float_tensor(k, v, dtype, device) for k, v in given.items()}
+        stored = {k: self._stored(k) for k in given}
         for k, ndim in (("initial", 1), ("transition", 2), ("emission", 2)):
-            check_probabilities(k, self._stored(k), ndim, single_input=is_single_precision(given[k]))
-        m = self._stored("initial").shape[0]
-        if tuple(self._stored("transition").shape) != (m, m):
+            check_probabilities(k, stored[k], ndim, single_input=is_single_precision(given[k]))
+        m = stored["initial"].shape[0]
+        if tuple(stored["transition"].shape) != (m, m):
             raise ValueError(
-                f"transition must have shape (m, m) = ({m}, {m}) to match initial, got {tuple(self._stored('transition').shape)}"
+                f"transition must have shape (m, m) = ({m}, {m}) to match initial, got {tuple(stored['transition'].shape)}"
             )
-        if self._stored("emission").shape[0] != m:
+        if stored["emission"].shape[0] != m:
             raise ValueError(
-                f"emission must have shape (m, n) with m = {m} rows to match initial, got {tuple(self._stored('emission').shape)}"
+                f"emission must have shape (m, n) with m = {m} rows to match initial, got {tuple(stored['emission'].shape)}"
             )
         self.exact = exact
         self.name = name
@@ -108,21 +115,9 @@ class HMM:
         self._tensors[name] = value
         self._arrays.pop(name, None)
 
-    initial = property(
-        lambda self: self._tensor("initial"),
-        lambda self, v: self._set_tensor("initial", v),
-        doc="(m,) tensor: the law of the state at the first position.",
-    )
-    transition = property(
-        lambda self: self._tensor("transition"),
-        lambda self, v: self._set_tensor("transition", v),
-        doc="(m, m) tensor: ``transition[i, j] = P(H_{t+1}=j | H_t=i)``.",
-    )
-    emission = property(
-        lambda self: self._tensor("emission"),
-        lambda self, v: self._set_tensor("emission", v),
-        doc="(m, n) tensor: ``emission[h, x] = P(X_t=x | H_t=h)``; the paper's W is its transpose.",
-    )
+    initial = _parameter("initial", "(m,) tensor: the law of the state at the first position.")
+    transition = _parameter("transition", "(m, m) tensor: ``transition[i, j] = P(H_{t+1}=j | H_t=i)``.")
+    emission = _parameter("emission", "(m, n) tensor: ``emission[h, x] = P(X_t=x | H_t=h)``; the paper's W is its transpose.")
 
     def __copy__(self) -> "HMM":
         """A shallow copy whose tensors can be replaced without touching this model's."""

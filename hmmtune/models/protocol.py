@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-
 from .inference import MaskMessages
 
 if TYPE_CHECKING:  # annotations only: torch is imported on first use (common.torch)
